@@ -1,0 +1,42 @@
+# Easel. `make run` starts everything on the embedded defaults; `make test` runs the suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+WORKER_CONCURRENCY ?= 2
+
+.PHONY: run test lint bench install clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Web server and Celery worker (with the reaper's beat) on SQLite, local disk and kombu's
+# filesystem broker unless DATABASE_URL / REDIS_URL say otherwise. Ctrl-C stops both.
+run: export DEBUG ?= true
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	@echo ""
+	@echo "  Easel is running at http://127.0.0.1:$(PORT)/   (Ctrl-C stops web and worker)"
+	@echo ""
+	@trap 'kill 0' INT TERM; \
+	$(VENV)/bin/celery -A config worker --beat --loglevel=INFO \
+		--concurrency=$(WORKER_CONCURRENCY) --schedule=var/celerybeat-schedule & \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & \
+	wait
+
+test: export EASEL_ALLOW_DEV_SECRET ?= 1
+test: $(VENV)/.installed
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf var test-artifacts

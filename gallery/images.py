@@ -1,0 +1,70 @@
+"""URLs for stored images, minted when a page needs them.
+
+S3/R2/MinIO: a presigned URL per object key, cached until shortly before it expires, so a page
+of 200 images signs nothing it signed on the previous view. Local disk: a URL of Easel's own
+owner-checked view; files are never served from a public folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from generator.models import Generation, OutputImage
+
+# A cached URL is handed out only while it still has this long to live.
+SAFETY_MARGIN = 300
+
+
+def _uses_presigned_urls() -> bool:
+    return settings.STORAGE_BACKEND == "s3"
+
+
+def presign_lifetime() -> int:
+    return int(getattr(settings, "AWS_QUERYSTRING_EXPIRE", 3600))
+
+
+def _cache_key(name: str) -> str:
+    return f"presign:{presign_lifetime()}:{name}"
+
+
+def presigned_urls(names: Iterable[str]) -> dict[str, str]:
+    """Presigned URLs for object keys, from the cache where possible (one round trip)."""
+    names = [n for n in names if n]
+    keys = {_cache_key(n): n for n in names}
+    cached = cache.get_many(list(keys))
+    urls = {keys[k]: v for k, v in cached.items()}
+    missing = [n for n in names if n not in urls]
+    if missing:
+        lifetime = presign_lifetime()
+        fresh = {n: default_storage.url(n) for n in missing}
+        timeout = max(1, lifetime - SAFETY_MARGIN) if lifetime > SAFETY_MARGIN * 2 else lifetime // 2
+        cache.set_many({_cache_key(n): u for n, u in fresh.items()}, timeout=timeout)
+        urls.update(fresh)
+    return urls
+
+
+def local_url(image: OutputImage, kind: str) -> str:
+    return reverse(
+        "gallery:image_file", args=[image.generation.public_id, image.index, kind]
+    )
+
+
+def attach_image_urls(generations: Iterable[Generation]) -> None:
+    """Set `thumb_url` and `url` on every prefetched image of these generations."""
+    images = [img for gen in generations for img in gen.images.all()]
+    if _uses_presigned_urls():
+        urls = presigned_urls(
+            [img.file.name for img in images] + [img.thumbnail.name for img in images]
+        )
+        for img in images:
+            img.url = urls.get(img.file.name, "")
+            img.thumb_url = urls.get(img.thumbnail.name, "") or img.url
+    else:
+        for img in images:
+            img.url = local_url(img, "original")
+            img.thumb_url = local_url(img, "thumb") if img.thumbnail else img.url

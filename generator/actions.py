@@ -1,0 +1,82 @@
+"""Operations that span a form, the database and the task queue."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from generator.models import AIModel, Generation
+
+logger = logging.getLogger(__name__)
+
+
+def tag_for(user, model: AIModel) -> str:
+    """What the provider sees as the user: the stable public id unless staff chose the e-mail."""
+    if model.tag_with == AIModel.TagWith.EMAIL:
+        return user.email
+    return user.public_id
+
+
+def dispatch(gen: Generation) -> bool:
+    """Send the generation to the queue. A broker that is down is not an error for the user:
+    the row stays `queued` and the reaper dispatches it when the broker is back."""
+    from generator.tasks import run_generation
+
+    try:
+        run_generation.apply_async((gen.pk,), priority=gen.priority)
+    except Exception as exc:  # kombu raises several types when the broker is unreachable
+        logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc)
+        return False
+    Generation.objects.filter(pk=gen.pk).update(
+        dispatched_at=timezone.now(), dispatches=gen.dispatches + 1
+    )
+    return True
+
+
+def submit(user, data: dict, *, parent: Generation | None = None) -> tuple[Generation, bool]:
+    """Save a queued generation and dispatch it after the transaction commits.
+
+    Returns (generation, created). A repeated idempotency key (a double-click) returns the
+    generation the first click created.
+    """
+    model: AIModel = data["model"]
+    key = data.get("idempotency_key") or ""
+    seed = data.get("seed")
+    if seed is None and model.supports_seed:
+        seed = secrets.randbelow(2**32)  # recorded, so the image can be made again
+    if key:
+        existing = Generation.objects.filter(user=user, idempotency_key=key).first()
+        if existing:
+            return existing, False
+    gen = Generation(
+        user=user,
+        model=model,
+        provider=model.provider,
+        prompt=data["prompt"],
+        negative_prompt=data.get("negative_prompt") or "",
+        options=data.get("options") or {},
+        seed=seed,
+        num_images=data.get("num_images") or 1,
+        idempotency_key=key,
+        tag_sent=tag_for(user, model),
+        priority=user.celery_priority,
+        parent=parent,
+    )
+    try:
+        with transaction.atomic():
+            gen.save()
+            transaction.on_commit(lambda: dispatch(gen))
+    except IntegrityError:
+        existing = Generation.objects.filter(user=user, idempotency_key=key).first()
+        if existing:
+            return existing, False
+        raise
+    return gen, True
+
+
+def lease_seconds() -> int:
+    return settings.EASEL_LEASE_SECONDS

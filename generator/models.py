@@ -1,0 +1,366 @@
+"""What users pick (AIModel), what they submit (Generation) and what comes back (OutputImage).
+
+Every status change goes through one Generation method; each is a conditional UPDATE so two
+workers (or a worker and a webhook) can never move one row twice or out of a final state.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def new_generation_id() -> str:
+    # Short, URL-safe and unguessable; the integer pk never appears in a URL.
+    return secrets.token_urlsafe(9)
+
+
+class AIModelQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True)
+
+
+class AIModel(models.Model):
+    """A model as users see it, backed by one provider's model id."""
+
+    class TagWith(models.TextChoices):
+        PUBLIC_ID = "public_id", "User's public id"
+        EMAIL = "email", "User's e-mail"
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    provider = models.CharField(max_length=32, help_text="Registry name of the provider.")
+    remote_id = models.CharField(
+        "provider's model id", max_length=200, blank=True, help_text="Sent to the provider."
+    )
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=100, help_text="Order in the model picker.")
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            'Allowed options: {"sizes": ["1024x1024"], "aspect_ratios": ["1:1"], '
+            '"max_images": 4, "negative_prompt": true, "seed": true, "input_image": false, '
+            '"prompt_max_length": 1000, "defaults": {"size": "1024x1024", "num_images": 1}}'
+        ),
+    )
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Provider-specific settings (e.g. async mode, version, extra body fields).",
+    )
+    tag_with = models.CharField(
+        max_length=16,
+        choices=TagWith.choices,
+        default=TagWith.PUBLIC_ID,
+        help_text="What is sent to the provider as the user tag.",
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        default=600, help_text="A generation not finished by then fails with 'timed out'."
+    )
+    prompt_template = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Optional, e.g. 'a {theme} {room}'; each {name} becomes a select box.",
+    )
+    template_choices = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"theme": ["Modern", "Vintage"], "room": [...]}'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AIModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("position", "name")
+        verbose_name = "AI model"
+
+    def __str__(self) -> str:
+        return self.name
+
+    # Options, with the defaults a model gets when staff leave a key out.
+    def option(self, key: str, default: Any = None) -> Any:
+        return (self.options or {}).get(key, default)
+
+    @property
+    def sizes(self) -> list[str]:
+        return list(self.option("sizes", []))
+
+    @property
+    def aspect_ratios(self) -> list[str]:
+        return list(self.option("aspect_ratios", []))
+
+    @property
+    def max_images(self) -> int:
+        return int(self.option("max_images", 4))
+
+    @property
+    def supports_negative_prompt(self) -> bool:
+        return bool(self.option("negative_prompt", False))
+
+    @property
+    def supports_seed(self) -> bool:
+        return bool(self.option("seed", True))
+
+    @property
+    def accepts_input_image(self) -> bool:
+        return bool(self.option("input_image", False))
+
+    @property
+    def prompt_max_length(self) -> int:
+        return int(self.option("prompt_max_length", 1000))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return dict(self.option("defaults", {}))
+
+    @property
+    def is_offline(self) -> bool:
+        from generator.providers import get_provider_class
+
+        cls = get_provider_class(self.provider)
+        return bool(cls and cls.offline)
+
+    @property
+    def provider_label(self) -> str:
+        from generator.providers import get_provider_class
+
+        cls = get_provider_class(self.provider)
+        return cls.label if cls else self.provider
+
+
+class GenerationQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(user=user)
+
+    def with_status(self, status: str | None):
+        return self.filter(status=status) if status else self
+
+    def for_model(self, model: AIModel | None):
+        return self.filter(model=model) if model else self
+
+    def active(self):
+        return self.filter(status__in=Generation.ACTIVE)
+
+    def newest_first(self):
+        return self.order_by("-created_at", "-id")
+
+    def after_cursor(self, created_at, pk: int):
+        """Keyset pagination: rows strictly after (created_at, pk) in newest-first order."""
+        return self.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+
+    def status_counts(self) -> dict[str, int]:
+        counts = {status: 0 for status in Generation.Status.values}
+        for row in self.order_by().values("status").annotate(n=models.Count("id")):
+            counts[row["status"]] = row["n"]
+        return counts
+
+
+class Generation(models.Model):
+    """One submission: a prompt and options sent to one model, and its outcome."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+
+    public_id = models.CharField(max_length=16, unique=True, default=new_generation_id)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="generations")
+    provider = models.CharField(max_length=32, help_text="The model's provider when submitted.")
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    num_images = models.PositiveSmallIntegerField(default=1)
+    input_image = models.FileField(max_length=300, blank=True, upload_to="inputs/")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="The generation this one re-runs or retries.",
+    )
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True, help_text="Why it failed, in words a person can read.")
+    progress = models.FloatField(null=True, blank=True, help_text="0–1, where reported.")
+    provider_job_id = models.CharField(max_length=200, blank=True, db_index=True)
+    provider_state = models.JSONField(default=dict, blank=True)
+    tag_sent = models.CharField(max_length=254, blank=True, help_text="User tag sent.")
+    priority = models.PositiveSmallIntegerField(default=5)
+    attempts = models.PositiveIntegerField(default=0)
+    dispatches = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=64, blank=True)
+    favorite = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the request to the provider was started."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="gen_user_created"),
+            models.Index(
+                fields=["user", "status", "-created_at", "-id"], name="gen_user_status_created"
+            ),
+            models.Index(
+                fields=["user", "model", "status", "-created_at", "-id"],
+                name="gen_user_model_status_created",
+            ),
+            models.Index(fields=["status", "lease_until"], name="gen_status_lease"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="gen_unique_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.status})"
+
+    # --- derived -----------------------------------------------------------------------
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def wait_time(self) -> timedelta | None:
+        if self.started_at:
+            return self.started_at - self.created_at
+        return None
+
+    # --- status changes: one conditional UPDATE each ----------------------------------
+
+    def _transition(self, from_statuses, **changes) -> bool:
+        changes.setdefault("updated_at", timezone.now())
+        updated = Generation.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes)
+        if updated:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        return bool(updated)
+
+    @classmethod
+    def claim(cls, pk: int, lease_seconds: int) -> Generation | None:
+        """queued → running, for exactly one worker. None if someone else has it."""
+        now = timezone.now()
+        updated = cls.objects.filter(pk=pk, status=cls.Status.QUEUED).update(
+            status=cls.Status.RUNNING,
+            started_at=now,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=models.F("attempts") + 1,
+            updated_at=now,
+        )
+        if not updated:
+            return None
+        return cls.objects.select_related("model", "user").get(pk=pk)
+
+    def renew_lease(self, lease_seconds: int, **changes) -> bool:
+        return self._transition(
+            [self.Status.RUNNING],
+            lease_until=timezone.now() + timedelta(seconds=lease_seconds),
+            **changes,
+        )
+
+    def complete(self) -> bool:
+        return self._transition(
+            self.ACTIVE,
+            status=self.Status.COMPLETED,
+            progress=1.0,
+            error="",
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+
+    def fail(self, reason: str) -> bool:
+        return self._transition(
+            self.ACTIVE,
+            status=self.Status.FAILED,
+            error=reason[:2000],
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+
+    def cancel(self, reason: str = "Canceled.") -> bool:
+        return self._transition(
+            self.ACTIVE,
+            status=self.Status.CANCELED,
+            error=reason,
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+
+
+def output_upload_to(instance: OutputImage, filename: str) -> str:
+    gen = instance.generation
+    return f"generations/{gen.user.public_id}/{gen.public_id}/{filename}"
+
+
+class OutputImage(models.Model):
+    """One image in Easel's own storage. The provider's URL is kept only as a record."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    file = models.FileField(max_length=300, upload_to=output_upload_to)
+    thumbnail = models.FileField(max_length=300, blank=True, upload_to=output_upload_to)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=64)
+    thumbnail_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    provider_url = models.TextField(blank=True, help_text="Where the provider served it (expires).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("generation", "index")
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "index"], name="image_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation.public_id} #{self.index}"
+
+    @property
+    def extension(self) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
+            self.content_type, "bin"
+        )
+
+    @property
+    def download_name(self) -> str:
+        return f"easel-{self.generation.public_id}-{self.index + 1}.{self.extension}"

@@ -1,0 +1,164 @@
+"""Provider outputs → Easel's storage: validate with Pillow, store original + WebP thumbnail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from generator.downloads import DownloadError, download
+from generator.models import Generation, OutputImage
+from generator.providers.base import ImageOutput, Provider
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+class InvalidImage(DownloadError):
+    pass
+
+
+@dataclass
+class CheckedImage:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    provider_url: str = ""
+
+
+def decode_data_uri(value: str) -> bytes:
+    try:
+        header, _, payload = value.partition(",")
+        if ";base64" not in header:
+            raise InvalidImage("The provider sent a data URI that is not base64.")
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("The provider sent image data that is not valid base64.") from None
+
+
+def unwrap_json_output(data: bytes) -> bytes | None:
+    """Meteron may store the model server's raw JSON, e.g. {"image": "data:image/png;base64,…"}."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+    def walk(node):
+        if isinstance(node, str) and node.startswith("data:image/"):
+            return node
+        if isinstance(node, dict):
+            for value in node.values():
+                if found := walk(value):
+                    return found
+        if isinstance(node, list):
+            for value in node:
+                if found := walk(value):
+                    return found
+        return None
+
+    found = walk(body)
+    return decode_data_uri(found) if found else None
+
+
+def check_image(data: bytes) -> tuple[str, int, int]:
+    """(content_type, width, height) of a real PNG/JPEG/WebP, or InvalidImage."""
+    Image.MAX_IMAGE_PIXELS = settings.EASEL_MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt, (width, height) = img.format, img.size
+                if width * height > settings.EASEL_MAX_IMAGE_PIXELS:
+                    raise InvalidImage("The image has too many pixels (decompression bomb refused).")
+                img.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage("The image has too many pixels (decompression bomb refused).") from None
+    except UnidentifiedImageError:
+        raise InvalidImage("The provider's output is not an image.") from None
+    except InvalidImage:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt files
+        raise InvalidImage(f"The provider's output is a damaged image ({type(exc).__name__}).") from None
+    if fmt not in FORMATS:
+        raise InvalidImage(f"The provider's output is a {fmt} image; PNG, JPEG or WebP expected.")
+    return FORMATS[fmt], width, height
+
+
+def make_thumbnail(data: bytes, size: int | None = None) -> bytes:
+    size = size or settings.EASEL_THUMBNAIL_SIZE
+    with Image.open(io.BytesIO(data)) as img:
+        img = ImageOps.exif_transpose(img)
+        img.thumbnail((size, size))
+        if img.mode not in ("RGB", "RGBA"):
+            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+        out = io.BytesIO()
+        img.save(out, format="WEBP", quality=80, method=4)
+        return out.getvalue()
+
+
+def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
+    provider_url = ""
+    if output.data is not None:
+        data = output.data
+    elif output.url and output.url.startswith("data:"):
+        data = decode_data_uri(output.url)
+    elif output.url:
+        provider_url = output.url
+        got = download(output.url, allow_private=provider.download_allows_private())
+        data = got.data
+        if got.content_type.startswith("application/json") or data[:1] in (b"{", b"["):
+            data = unwrap_json_output(data) or data
+    else:
+        raise InvalidImage("The provider reported an output without data or a URL.")
+    content_type, width, height = check_image(data)
+    return CheckedImage(data, content_type, width, height, provider_url)
+
+
+def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provider) -> int:
+    """Download and check every output first, then store them all: a bad one stores nothing."""
+    if not outputs:
+        raise InvalidImage("The provider finished without returning any image.")
+    checked = [fetch(output, provider) for output in outputs]
+    existing = set(gen.images.values_list("index", flat=True))
+    stored = 0
+    for index, image in enumerate(checked):
+        if index in existing:  # a redelivered task never stores an image twice
+            continue
+        ext = image.content_type.split("/")[1].replace("jpeg", "jpg")
+        thumb = make_thumbnail(image.data)
+        row = OutputImage(
+            generation=gen,
+            index=index,
+            width=image.width,
+            height=image.height,
+            bytes=len(image.data),
+            content_type=image.content_type,
+            thumbnail_bytes=len(thumb),
+            sha256=hashlib.sha256(image.data).hexdigest(),
+            provider_url=image.provider_url,
+        )
+        row.file.save(f"{index}.{ext}", ContentFile(image.data), save=False)
+        row.thumbnail.save(f"{index}_thumb.webp", ContentFile(thumb), save=False)
+        try:
+            with transaction.atomic():
+                row.save()
+            stored += 1
+        except Exception:
+            # Another worker stored this index meanwhile: drop our copies, keep theirs.
+            row.file.delete(save=False)
+            row.thumbnail.delete(save=False)
+            if not OutputImage.objects.filter(generation=gen, index=index).exists():
+                raise
+    return stored

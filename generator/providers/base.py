@@ -1,0 +1,219 @@
+"""The provider interface.
+
+A provider turns a Generation into images. `submit()` either returns the images at once
+(`Done`) or a job handle (`Pending`) that the task checks again later with `check()`, by
+scheduling itself — a worker never sleeps while a provider works. Errors are one tree:
+`ProviderError(message, retryable=...)`; the task retries only what is retryable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from generator.models import Generation
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "Easel/1.0 (+https://github.com/easel)"
+
+
+@dataclass
+class ImageOutput:
+    """One output: bytes already in hand, or a URL to download them from."""
+
+    data: bytes | None = None
+    url: str | None = None
+    content_type: str | None = None
+
+
+@dataclass
+class Done:
+    images: list[ImageOutput]
+
+
+@dataclass
+class Pending:
+    """The provider is still working. `job_id` is recorded before anything can retry."""
+
+    job_id: str
+    progress: float | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    poll_after: float | None = None
+
+
+@dataclass
+class Failed:
+    reason: str
+    canceled: bool = False
+
+
+class ProviderError(Exception):
+    """A call to a provider went wrong. `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class LimitReached(ProviderError):
+    """The provider refused because the user's limit there is used up."""
+
+    def __init__(self, message: str = "Limit reached at the provider."):
+        super().__init__(message, retryable=False)
+
+
+class NotConfigured(ProviderError):
+    def __init__(self, provider: str):
+        super().__init__(
+            f"The {provider} provider is not configured on this server.", retryable=False
+        )
+
+
+def provider_setting(provider: str, key: str, default: str = "") -> str:
+    """The one place credentials are read from (settings, filled from the environment)."""
+    return settings.EASEL_PROVIDERS.get(provider, {}).get(key) or default
+
+
+class Provider:
+    name: str = ""
+    label: str = ""
+    offline: bool = False  # True only for providers that need no network at all
+    supports_cancel: bool = False
+    supports_webhooks: bool = False
+
+    def submit(self, gen: Generation) -> Done | Pending:
+        raise NotImplementedError
+
+    def check(self, gen: Generation) -> Done | Pending | Failed:
+        raise NotImplementedError(f"{self.name} returns images at once; nothing to check")
+
+    def cancel(self, gen: Generation) -> None:
+        """Ask the provider to stop a job, where its API can."""
+
+    def webhook_job_id(self, request: HttpRequest) -> str | None:
+        """Verify an inbound webhook and return the job id it is about (None = refuse)."""
+        return None
+
+    def check_connection(self) -> str:
+        """A short human-readable line; raises ProviderError when the provider is unreachable."""
+        return "No connection needed."
+
+    def download_allows_private(self) -> bool:
+        """Outputs may come from private addresses only when the provider itself lives there."""
+        return False
+
+
+class HttpProvider(Provider):
+    """Owns one httpx client with explicit timeouts and maps transport errors to ProviderError.
+
+    Subclasses only map requests and responses.
+    """
+
+    base_url_setting = "base_url"
+
+    def __init__(self, transport: httpx.BaseTransport | None = None):
+        self._transport = transport
+        self._client: httpx.Client | None = None
+
+    @property
+    def base_url(self) -> str:
+        return provider_setting(self.name, self.base_url_setting).rstrip("/")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def is_configured(self) -> bool:
+        return bool(provider_setting(self.name, "api_key"))
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            if not self.is_configured():
+                raise NotConfigured(self.name)
+            timeout = settings.EASEL_PROVIDER_TIMEOUT
+            self._client = httpx.Client(
+                base_url=self.base_url,
+                headers={"User-Agent": USER_AGENT, **self.auth_headers()},
+                timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._client
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        try:
+            response = self.client.request(method, url, **kwargs)
+        except httpx.TimeoutException:
+            raise ProviderError(f"{self.label} did not answer in time.", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(
+                f"Could not reach {self.label} ({type(exc).__name__}).", retryable=True
+            ) from None
+        if response.status_code >= 400:
+            self.raise_for_response(response)
+        return response
+
+    def json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderError(
+                f"{self.label} sent a reply that is not valid JSON.", retryable=True
+            ) from None
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The provider's own words for an error, from its envelope. Subclasses refine."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:200].strip()
+        if isinstance(body, dict):
+            err = body.get("error")
+            if isinstance(err, dict):
+                return str(err.get("message") or err)
+            for key in ("error", "message", "detail", "title", "reason"):
+                if body.get(key):
+                    return str(body[key])
+        return str(body)[:200]
+
+    def raise_for_response(self, response: httpx.Response) -> None:
+        status = response.status_code
+        message = self.error_message(response) or response.reason_phrase
+        if status == 429:
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            raise ProviderError(
+                f"{self.label} is rate limiting requests: {message}",
+                retryable=True,
+                retry_after=retry_after,
+            )
+        if status >= 500 or status == 408:
+            raise ProviderError(f"{self.label} had a server error ({status}).", retryable=True)
+        if status in (401, 403):
+            raise ProviderError(
+                f"{self.label} refused Easel's credentials ({status}): {message}", retryable=False
+            )
+        raise ProviderError(f"{self.label} refused the request ({status}): {message}")
+
+    def download_allows_private(self) -> bool:
+        from generator.downloads import host_is_private
+
+        return host_is_private(httpx.URL(self.base_url).host)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,151 @@
+"""The built-in local provider: the offline renderer.
+
+It needs no network. It draws a real image with Pillow, deterministic from the prompt and seed,
+at the requested size. With a delay (EASEL_LOCAL_PROVIDER_DELAY, or the model's
+`params.delay`) it behaves like an async API — a job handle now, images on a later check, with
+progress in between — so the whole pipeline runs offline exactly as it does for hosted APIs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import textwrap
+import time
+
+from django.conf import settings
+from PIL import Image, ImageDraw, ImageFont
+
+from . import register
+from .base import Done, ImageOutput, Pending, Provider, ProviderError
+
+DEFAULT_SIZE = (512, 512)
+MAX_SIDE = 4096
+
+
+def parse_size(value: str | None) -> tuple[int, int]:
+    if not value:
+        return DEFAULT_SIZE
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise ProviderError(f"Size {value!r} is not WIDTHxHEIGHT.") from None
+    if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):
+        raise ProviderError(f"Size {value!r} is outside 16–{MAX_SIDE} pixels.")
+    return width, height
+
+
+def size_for(options: dict) -> tuple[int, int]:
+    if options.get("size"):
+        return parse_size(options["size"])
+    ratio = options.get("aspect_ratio")
+    if ratio:
+        w, h = (int(p) for p in ratio.split(":"))
+        base = 512
+        return (base, round(base * h / w / 8) * 8) if w >= h else (round(base * w / h / 8) * 8, base)
+    return DEFAULT_SIZE
+
+
+def render(prompt: str, seed: int, size: tuple[int, int], negative_prompt: str = "") -> bytes:
+    """A PNG that depends only on (prompt, negative prompt, seed, size)."""
+    digest = hashlib.sha256(f"{prompt}\x00{negative_prompt}\x00{seed}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))
+    width, height = size
+
+    def colour(alpha: int | None = None):
+        rgb = tuple(rng.randrange(30, 230) for _ in range(3))
+        return rgb if alpha is None else (*rgb, alpha)
+
+    top, bottom = colour(), colour()
+    mask = Image.linear_gradient("L").resize((width, height))
+    image = Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), mask)
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for _ in range(rng.randrange(6, 14)):
+        x0, y0 = rng.randrange(-width // 4, width), rng.randrange(-height // 4, height)
+        w, h = rng.randrange(width // 8, width // 2 + 1), rng.randrange(height // 8, height // 2 + 1)
+        box = (x0, y0, x0 + w, y0 + h)
+        shape = rng.choice(("ellipse", "rectangle", "triangle"))
+        fill = colour(rng.randrange(70, 170))
+        if shape == "ellipse":
+            draw.ellipse(box, fill=fill)
+        elif shape == "rectangle":
+            draw.rounded_rectangle(box, radius=min(w, h) // 6, fill=fill)
+        else:
+            draw.polygon([(x0, y0 + h), (x0 + w // 2, y0), (x0 + w, y0 + h)], fill=fill)
+    image = Image.alpha_composite(image.convert("RGBA"), layer)
+
+    # The prompt, so a person can tell images apart at a glance.
+    font_size = max(10, min(width, height) // 18)
+    font = ImageFont.load_default(size=font_size)
+    chars = max(8, int(width / (font_size * 0.6)))
+    lines = textwrap.wrap(prompt, chars)[:3]
+    if lines:
+        band = font_size * (len(lines) + 1)
+        overlay = Image.new("RGBA", size, (0, 0, 0, 0))
+        odraw = ImageDraw.Draw(overlay)
+        odraw.rectangle((0, height - band, width, height), fill=(0, 0, 0, 120))
+        for i, line in enumerate(lines):
+            odraw.text(
+                (font_size // 2, height - band + font_size // 2 + i * font_size),
+                line,
+                font=font,
+                fill=(255, 255, 255, 230),
+            )
+        image = Image.alpha_composite(image, overlay)
+
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+@register
+class LocalProvider(Provider):
+    name = "local"
+    label = "Local renderer (offline)"
+    offline = True
+    supports_cancel = True
+
+    def delay(self, gen) -> float:
+        return float(gen.model.params.get("delay", settings.EASEL_LOCAL_PROVIDER_DELAY))
+
+    def render_all(self, gen) -> Done:
+        size = size_for(gen.options)
+        seed = gen.seed if gen.seed is not None else 0
+        return Done(
+            images=[
+                ImageOutput(
+                    data=render(gen.prompt, seed + i, size, gen.negative_prompt),
+                    content_type="image/png",
+                )
+                for i in range(gen.num_images)
+            ]
+        )
+
+    def submit(self, gen) -> Done | Pending:
+        size_for(gen.options)  # refuse a bad size now, not at the end
+        delay = self.delay(gen)
+        if delay <= 0:
+            return self.render_all(gen)
+        now = time.time()
+        return Pending(
+            job_id=f"local-{gen.public_id}",
+            progress=0.0,
+            state={"started": now, "ready_at": now + delay},
+            poll_after=min(delay, 0.5),
+        )
+
+    def check(self, gen) -> Done | Pending:
+        state = gen.provider_state or {}
+        ready_at, started = state.get("ready_at", 0), state.get("started", 0)
+        now = time.time()
+        if now >= ready_at:
+            return self.render_all(gen)
+        total = max(ready_at - started, 1e-6)
+        return Pending(
+            job_id=gen.provider_job_id,
+            progress=min(0.99, (now - started) / total),
+            state=state,
+            poll_after=min(0.5, ready_at - now),
+        )

@@ -1,0 +1,188 @@
+"""The generation pipeline as Celery tasks.
+
+run_generation: claim a queued row, submit it to its provider once, then either store the
+images or schedule check_generation. check_generation asks the provider again with backoff
+until done, failed or past the deadline — no task ever sleeps while a provider works.
+reap_generations: the periodic safety net for dispatches and workers that were lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from generator.actions import dispatch
+from generator.models import Generation
+from generator.outputs import store_outputs
+from generator.providers import get_provider
+from generator.providers.base import Done, Failed, Pending, Provider, ProviderError
+
+logger = logging.getLogger(__name__)
+
+MAX_POLL_INTERVAL = 10.0
+
+
+def backoff(step: int, first: float = 0.5, cap: float = MAX_POLL_INTERVAL) -> float:
+    return min(cap, first * (2**step))
+
+
+def _lease() -> int:
+    return settings.EASEL_LEASE_SECONDS
+
+
+def _deadline(gen: Generation):
+    return gen.started_at + timedelta(seconds=gen.model.timeout_seconds)
+
+
+def _schedule_check(gen: Generation, countdown: float, step: int = 0) -> None:
+    check_generation.apply_async((gen.pk, step), countdown=countdown, priority=gen.priority)
+
+
+@shared_task(acks_late=True)
+def run_generation(pk: int) -> None:
+    gen = Generation.claim(pk, _lease())
+    if gen is None:
+        return  # already claimed, finished or canceled
+    try:
+        provider = get_provider(gen.provider)
+    except KeyError:
+        gen.fail(f"The provider {gen.provider!r} is not available on this server.")
+        return
+    # Recorded before the request leaves, so a redelivered task never sends it a second time.
+    gen.renew_lease(_lease(), submitted_at=timezone.now(), deadline_at=_deadline(gen))
+    try:
+        result = provider.submit(gen)
+    except ProviderError as exc:
+        _submit_failed(gen, exc)
+        return
+    except Exception:
+        logger.exception("Provider %s crashed on submit of %s", gen.provider, gen.public_id)
+        gen.fail(f"{provider.label} could not be reached because of an internal error.")
+        return
+    _handle(gen, provider, result, step=0)
+
+
+def _submit_failed(gen: Generation, exc: ProviderError) -> None:
+    if exc.retryable and gen.attempts < settings.EASEL_MAX_TRANSIENT_RETRIES:
+        # The provider said no (5xx, 429, unreachable): nothing was accepted, so sending it
+        # again later is safe. Back to queued, dispatched again after a backoff.
+        if gen._transition([Generation.Status.RUNNING], status=Generation.Status.QUEUED,
+                           submitted_at=None, lease_until=None, error=exc.message):
+            countdown = exc.retry_after or backoff(gen.attempts, first=1.0, cap=60.0)
+            run_generation.apply_async((gen.pk,), countdown=countdown, priority=gen.priority)
+            Generation.objects.filter(pk=gen.pk).update(dispatched_at=timezone.now())
+        return
+    if exc.retryable:
+        gen.fail(f"{exc.message} (gave up after {gen.attempts} attempts)")
+    else:
+        gen.fail(exc.message)
+
+
+def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
+    if isinstance(result, Done):
+        try:
+            store_outputs(gen, result.images, provider)
+        except ProviderError as exc:
+            gen.fail(exc.message)
+            return
+        gen.complete()
+    elif isinstance(result, Pending):
+        countdown = result.poll_after if result.poll_after is not None else backoff(step)
+        countdown = max(0.05, min(countdown, MAX_POLL_INTERVAL))
+        gen.renew_lease(
+            _lease() + int(countdown),
+            provider_job_id=result.job_id,
+            provider_state=result.state,
+            progress=result.progress,
+        )
+        _schedule_check(gen, countdown, step + 1)
+    elif isinstance(result, Failed):
+        if result.canceled:
+            gen.cancel(result.reason)
+        else:
+            gen.fail(result.reason)
+    else:  # pragma: no cover - a provider bug
+        gen.fail("The provider returned something Easel does not understand.")
+
+
+@shared_task(acks_late=True)
+def check_generation(pk: int, step: int = 0) -> None:
+    gen = Generation.objects.select_related("model", "user").filter(pk=pk).first()
+    if gen is None or gen.status != Generation.Status.RUNNING:
+        return
+    provider = get_provider(gen.provider)
+    if gen.deadline_at and timezone.now() > gen.deadline_at:
+        minutes = gen.model.timeout_seconds / 60
+        if gen.fail(f"Timed out: the provider did not finish within {minutes:g} minutes."):
+            _try_cancel(provider, gen)
+        return
+    try:
+        result = provider.check(gen)
+    except ProviderError as exc:
+        errors = int(gen.provider_state.get("transient_errors", 0)) + 1
+        if exc.retryable and errors <= settings.EASEL_MAX_TRANSIENT_RETRIES * 2:
+            state = {**gen.provider_state, "transient_errors": errors}
+            countdown = exc.retry_after or backoff(step)
+            gen.renew_lease(_lease() + int(countdown), provider_state=state)
+            _schedule_check(gen, countdown, step + 1)
+        else:
+            gen.fail(exc.message)
+        return
+    except Exception:
+        logger.exception("Provider %s crashed checking %s", gen.provider, gen.public_id)
+        gen.fail(f"{provider.label} returned a reply Easel could not read.")
+        return
+    _handle(gen, provider, result, step)
+
+
+def _try_cancel(provider: Provider, gen: Generation) -> None:
+    if not provider.supports_cancel or not gen.provider_job_id:
+        return
+    try:
+        provider.cancel(gen)
+    except ProviderError as exc:
+        logger.info("Cancel of %s at %s failed: %s", gen.public_id, gen.provider, exc.message)
+
+
+@shared_task
+def reap_generations() -> dict[str, int]:
+    """Re-dispatch queued rows whose dispatch was lost; resolve running rows whose lease expired."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.EASEL_REQUEUE_AFTER_SECONDS)
+    counts = {"redispatched": 0, "rechecked": 0, "requeued": 0, "failed": 0}
+
+    lost = Generation.objects.filter(status=Generation.Status.QUEUED).filter(
+        Q(dispatched_at__lt=stale) | Q(dispatched_at__isnull=True, created_at__lt=stale)
+    )
+    for gen in lost.order_by("created_at")[:500]:
+        counts["redispatched"] += dispatch(gen)
+
+    expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_until__lt=now)
+    for gen in expired.select_related("model", "user").order_by("lease_until")[:500]:
+        if gen.provider_job_id:
+            # The job is known to the provider: ask it again rather than resubmit.
+            if gen.renew_lease(_lease()):
+                _schedule_check(gen, 0)
+                counts["rechecked"] += 1
+        elif gen.submitted_at is None:
+            # Never sent: safe to start over.
+            if gen._transition([Generation.Status.RUNNING], status=Generation.Status.QUEUED,
+                               lease_until=None):
+                counts["requeued"] += dispatch(gen)
+        else:
+            # Sent, but the worker died before the provider's answer was recorded. Sending it
+            # again could charge the user twice, so it ends here with the reason.
+            if gen.fail(
+                "The worker stopped while the request was with the provider; it was not "
+                "sent again to avoid a double charge. Use Retry to try again."
+            ):
+                counts["failed"] += 1
+    if any(counts.values()):
+        logger.info("Reaper: %s", counts)
+    return counts
+

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "generator"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("g/<str:public_id>/card/", views.card, name="card"),
+]

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from gallery.images import attach_image_urls
+from gallery.views import get_generation_for_user
+from generator import actions
+from generator.forms import GenerationForm
+from generator.models import AIModel, Generation
+
+RECENT = 8
+
+
+def _model_options() -> dict:
+    """Per-model options for the form's script (which hides what a model does not take)."""
+    return {
+        m.slug: {
+            "sizes": m.sizes,
+            "aspect_ratios": m.aspect_ratios,
+            "max_images": m.max_images,
+            "negative_prompt": m.supports_negative_prompt,
+            "seed": m.supports_seed,
+            "prompt_max_length": m.prompt_max_length,
+            "defaults": m.defaults,
+            "offline": m.is_offline,
+        }
+        for m in AIModel.objects.enabled()
+    }
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    status = 200
+    if request.method == "POST":
+        form = GenerationForm(request.POST)
+        if form.is_valid():
+            gen, created = actions.submit(request.user, form.cleaned_data)
+            if created:
+                messages.success(request, "Queued. It will start in a moment.")
+            return redirect(f"/?new={gen.public_id}")
+        status = 400
+    else:
+        initial = {"idempotency_key": uuid.uuid4().hex}
+        form = GenerationForm(initial=initial)
+    recent = list(
+        Generation.objects.for_user(request.user)
+        .select_related("model")
+        .prefetch_related("images")
+        .newest_first()[:RECENT]
+    )
+    attach_image_urls(recent)
+    context = {
+        "form": form,
+        "recent": recent,
+        "model_options": _model_options(),
+        "new_id": request.GET.get("new", ""),
+    }
+    return render(request, "generator/home.html", context, status=status)
+
+
+@login_required
+def card(request: HttpRequest, public_id: str) -> HttpResponse:
+    """One generation's card, re-fetched by the page while the generation is not final."""
+    gen = get_generation_for_user(request, public_id)
+    attach_image_urls([gen])
+    return render(request, "generator/_card.html", {"gen": gen})

@@ -1,0 +1,125 @@
+"""Shared fixtures: an owner, a stranger, staff, models and a generation factory.
+
+Tests that need a real service (PostgreSQL, Redis, a Celery worker, Chromium, an S3 server)
+call `require(...)`: it skips locally when the service is missing, and fails under CI=true,
+where a skip of such a test would hide that it never ran.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from importlib import import_module
+
+import pytest
+from django.conf import settings
+
+from config.celery import app as celery_app
+from generator.models import AIModel, Generation
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+_counter = itertools.count()
+
+
+def require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def uses_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings, tmp_path):
+    """Each test: its own media folder, an in-memory cache, tasks run in-process."""
+    media = tmp_path / "media"
+    media.mkdir()
+    settings.MEDIA_ROOT = str(media)
+    if settings.STORAGE_BACKEND == "local":
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(media)},
+            },
+        }
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.EASEL_LOCAL_PROVIDER_DELAY = 0
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = eager
+
+
+def make_user(django_user_model, **extra):
+    n = next(_counter)
+    email = extra.pop("email", f"user{n}@example.com")
+    return django_user_model.objects.create_user(email=email, password="pw-Secret-123", **extra)
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return make_user(django_user_model, email="owner@example.com")
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    return make_user(django_user_model, email="stranger@example.com")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_superuser(
+        email="staff@example.com", password="pw-Secret-123"
+    )
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def seeded_model(slug: str) -> AIModel:
+    """A model from the seed migration (transactional tests flush the migration's rows)."""
+    seed = import_module("generator.migrations.0002_seed_local_models")
+    data = next(m for m in seed.LOCAL_MODELS if m["slug"] == slug)
+    model, _ = AIModel.objects.get_or_create(
+        slug=slug, defaults={**data, "provider": "local", "remote_id": slug}
+    )
+    return model
+
+
+@pytest.fixture
+def local_model(db):
+    return seeded_model("local-sketch")
+
+
+@pytest.fixture
+def wide_model(db):
+    return seeded_model("local-wide")
+
+
+@pytest.fixture
+def make_generation(local_model):
+    def make(user, *, model=None, status=Generation.Status.COMPLETED, prompt="a red fox", **kw):
+        model = model or local_model
+        return Generation.objects.create(
+            user=user,
+            model=model,
+            provider=model.provider,
+            prompt=prompt,
+            status=status,
+            options=kw.pop("options", {"size": "512x512"}),
+            tag_sent=user.public_id,
+            **kw,
+        )
+
+    return make

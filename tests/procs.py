@@ -1,0 +1,95 @@
+"""Real processes for tests: a Celery worker on the test database and broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    """The URL of the database this test run uses (pytest-django's test_* database)."""
+    s = connection.settings_dict
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+
+
+def redis_available() -> bool:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=os.environ["REDIS_URL"],
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        EASEL_ALLOW_DEV_SECRET="1",
+        EASEL_LOCAL_PROVIDER_DELAY=str(settings.EASEL_LOCAL_PROVIDER_DELAY),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """`celery worker` as a child process; stopped (or killed) by the test."""
+
+    def __init__(self, log_path: Path, concurrency: int = 2, **env: str):
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.env = worker_env(**env)
+        self.proc: subprocess.Popen | None = None
+
+    def purge(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "config", "purge", "-f"],
+            cwd=ROOT, env=self.env, capture_output=True, timeout=60,
+        )
+
+    def start(self) -> Worker:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+             f"--concurrency={self.concurrency}", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """kill -9 the whole worker (main process and pool children)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
