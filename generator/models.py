@@ -65,6 +65,19 @@ class AIModel(models.Model):
     timeout_seconds = models.PositiveIntegerField(
         default=600, help_text="A generation not finished by then fails with 'timed out'."
     )
+    # Fair-use defaults for every user of this model (blank = unlimited); per-user overrides
+    # live in UserLimit. Enforced by generator.limits before anything is created or sent.
+    daily_image_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Images per user per day (blank = unlimited)."
+    )
+    monthly_image_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Images per user per calendar month (blank = unlimited)."
+    )
+    max_running = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Generations a user may have queued or running at once (blank = unlimited).",
+    )
     prompt_template = models.CharField(
         max_length=500,
         blank=True,
@@ -307,16 +320,19 @@ class Generation(models.Model):
         )
 
     def fail(self, reason: str) -> bool:
-        return self._transition(
+        done = self._transition(
             self.ACTIVE,
             status=self.Status.FAILED,
             error=reason[:2000],
             finished_at=timezone.now(),
             lease_until=None,
         )
+        if done:
+            self._refund(reason)
+        return done
 
     def cancel(self, reason: str = "Canceled.") -> bool:
-        return self._transition(
+        done = self._transition(
             self.ACTIVE,
             status=self.Status.CANCELED,
             error=reason,
@@ -360,7 +376,105 @@ class OutputImage(models.Model):
         return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
             self.content_type, "bin"
         )
+        if done:
+            self._refund(reason)
+        return done
+
+    def _refund(self, reason: str) -> None:
+        # Only the caller whose UPDATE moved the row gets here, so this runs once per
+        # generation; the ledger's unique (generation, kind) makes a repeat a no-op anyway.
+        from generator.limits import refund
+
+        refund(self, reason)
 
     @property
     def download_name(self) -> str:
         return f"easel-{self.generation.public_id}-{self.index + 1}.{self.extension}"
+
+
+class UserLimit(models.Model):
+    """A per-user override of a model's limits. model = None applies to every model.
+
+    Blank fields fall back to the next level (user+all models, then the model's default).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
+    )
+    model = models.ForeignKey(
+        AIModel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="user_limits",
+        help_text="Blank = every model.",
+    )
+    daily_image_limit = models.PositiveIntegerField(null=True, blank=True)
+    monthly_image_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_running = models.PositiveIntegerField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "model"], name="userlimit_unique_user_model"),
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(model__isnull=True), name="userlimit_unique_user_all"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.model or 'all models'}"
+
+
+class UsageEntryQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(user=user)
+
+    def newest_first(self):
+        return self.order_by("-created_at", "-id")
+
+
+class UsageEntry(models.Model):
+    """The usage ledger: a charge per accepted generation, a refund when it fails or is canceled.
+
+    Usage in a period = charges − refunds; nothing is ever decremented in place, so the user's
+    history shows what counted and what was given back. At most one of each kind per generation.
+    """
+
+    class Kind(models.TextChoices):
+        CHARGE = "charge", "Charged"
+        REFUND = "refund", "Refunded"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_entries"
+    )
+    model = models.ForeignKey(AIModel, on_delete=models.CASCADE, related_name="usage_entries")
+    generation = models.ForeignKey(
+        Generation, null=True, on_delete=models.SET_NULL, related_name="usage_entries"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    images = models.PositiveIntegerField()
+    reason = models.CharField(max_length=300, blank=True)
+    # The charge's time, on both the charge and its refund: a refund today for yesterday's
+    # generation gives back yesterday's image, not one of today's.
+    charged_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = UsageEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "usage entries"
+        indexes = [
+            models.Index(fields=["user", "model", "charged_at"], name="usage_user_model_charged"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "kind"], name="usage_unique_gen_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.images} · {self.user}"
+
+    @property
+    def signed_images(self) -> int:
+        return self.images if self.kind == self.Kind.CHARGE else -self.images

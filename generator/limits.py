@@ -1,0 +1,281 @@
+"""Fair use: per-user, per-model limits and the usage ledger behind them.
+
+Limits resolve per field: the user's override for this model, else the user's override for
+all models, else the model's default; None means unlimited. Usage is read from the ledger
+(charges − refunds, by the charge's time) so a failed or canceled generation gives its images
+back through a visible refund entry, never a silent decrement.
+
+`check_and_charge` must run inside the submit transaction: it locks the user's row
+(SELECT … FOR UPDATE), so concurrent submissions by one user are counted one after another and
+20 parallel requests with 3 images left create exactly 3 generations.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from generator.models import AIModel, Generation, UsageEntry, UserLimit
+
+LIMIT_FIELDS = ("daily_image_limit", "monthly_image_limit", "max_running")
+
+
+class LimitExceeded(Exception):
+    """A submission over the user's limit; `message` is shown to the user as is."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily: int | None = None
+    monthly: int | None = None
+    running: int | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.daily is None and self.monthly is None and self.running is None
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What a user has used and has left of one model, now."""
+
+    model: AIModel
+    limits: Limits
+    used_today: int
+    used_month: int
+    active: int
+    day_resets_at: datetime
+    month_resets_at: datetime
+    now: datetime
+
+    @property
+    def left_today(self) -> int | None:
+        return None if self.limits.daily is None else max(0, self.limits.daily - self.used_today)
+
+    @property
+    def left_month(self) -> int | None:
+        if self.limits.monthly is None:
+            return None
+        return max(0, self.limits.monthly - self.used_month)
+
+    @property
+    def left(self) -> int | None:
+        """Images that can still be asked for now (the tighter of day and month)."""
+        values = [v for v in (self.left_today, self.left_month) if v is not None]
+        return min(values) if values else None
+
+    @property
+    def running_left(self) -> int | None:
+        return None if self.limits.running is None else max(0, self.limits.running - self.active)
+
+    @property
+    def day_resets_in(self) -> str:
+        return humanize_delta(self.day_resets_at - self.now)
+
+    @property
+    def month_resets_in(self) -> str:
+        return humanize_delta(self.month_resets_at - self.now)
+
+    def summary(self) -> str:
+        """One line for the prompt page, e.g. '3 left today, resets in 5 h 12 min'."""
+        parts = []
+        if self.left_today is not None:
+            parts.append(f"{self.left_today} left today, resets in {self.day_resets_in}")
+        if self.left_month is not None:
+            parts.append(f"{self.left_month} left this month, resets in {self.month_resets_in}")
+        if self.limits.running is not None:
+            parts.append(f"{self.active} of {self.limits.running} running at once")
+        return "; ".join(parts) or "No limit"
+
+
+def humanize_delta(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() + 59) // 60)  # round up: never say "0 min" early
+    days, rem = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rem, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min"
+
+
+def _tz():
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def period_bounds(now: datetime | None = None) -> dict[str, datetime]:
+    """Start of today / this month and the next resets, in settings.TIME_ZONE."""
+    tz = _tz()
+    local = timezone.localtime(now or timezone.now(), tz)
+    today = local.date()
+    month_start = today.replace(day=1)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    # datetime.combine with a zoneinfo gives the right offset across DST changes.
+    return {
+        "day_start": datetime.combine(today, time(), tzinfo=tz),
+        "day_end": datetime.combine(today + timedelta(days=1), time(), tzinfo=tz),
+        "month_start": datetime.combine(month_start, time(), tzinfo=tz),
+        "month_end": datetime.combine(next_month, time(), tzinfo=tz),
+    }
+
+
+def limits_for(user, model: AIModel) -> Limits:
+    overrides = {
+        ul.model_id: ul
+        for ul in UserLimit.objects.filter(user=user).filter(Q(model=model) | Q(model__isnull=True))
+    }
+    values = []
+    for field in LIMIT_FIELDS:
+        value = None
+        for source in (overrides.get(model.pk), overrides.get(None), model):
+            if source is not None and getattr(source, field) is not None:
+                value = getattr(source, field)
+                break
+        values.append(value)
+    return Limits(*values)
+
+
+def _used_since(user, model: AIModel, since: datetime) -> int:
+    rows = (
+        UsageEntry.objects.filter(user=user, model=model, charged_at__gte=since)
+        .values("kind")
+        .annotate(n=Sum("images"))
+    )
+    totals = {row["kind"]: row["n"] or 0 for row in rows}
+    return totals.get(UsageEntry.Kind.CHARGE, 0) - totals.get(UsageEntry.Kind.REFUND, 0)
+
+
+def allowance(user, model: AIModel, now: datetime | None = None) -> Allowance:
+    now = now or timezone.now()
+    bounds = period_bounds(now)
+    limits = limits_for(user, model)
+    return Allowance(
+        model=model,
+        limits=limits,
+        used_today=_used_since(user, model, bounds["day_start"]),
+        used_month=_used_since(user, model, bounds["month_start"]),
+        active=Generation.objects.for_user(user).for_model(model).active().count(),
+        day_resets_at=bounds["day_end"],
+        month_resets_at=bounds["month_end"],
+        now=now,
+    )
+
+
+def allowances(user, models_: list[AIModel] | None = None) -> list[Allowance]:
+    models_ = models_ if models_ is not None else list(AIModel.objects.enabled())
+    return [allowance(user, m) for m in models_]
+
+
+def check_and_charge(user, model: AIModel, num_images: int, *, enforce: bool = True) -> None:
+    """Lock the user's row and raise LimitExceeded if `num_images` more would go over a limit.
+
+    Call inside transaction.atomic(), before the generation is saved; `charge` follows in the
+    same transaction, so the check and the charge are one step for concurrent submissions.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("check_and_charge must run inside transaction.atomic()")
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    if not enforce:
+        return
+    a = allowance(user, model)
+    if a.limits.running is not None and a.active >= a.limits.running:
+        raise LimitExceeded(
+            f"You already have {a.active} generation{'s' if a.active != 1 else ''} queued or "
+            f"running with {model.name} (the most at once is {a.limits.running}). "
+            "Wait for one to finish."
+        )
+    if a.left_today is not None and num_images > a.left_today:
+        raise LimitExceeded(
+            f"Daily limit reached for {model.name}: {_images(a.left_today)} left today "
+            f"(you asked for {num_images}), resets in {a.day_resets_in}."
+        )
+    if a.left_month is not None and num_images > a.left_month:
+        raise LimitExceeded(
+            f"Monthly limit reached for {model.name}: {_images(a.left_month)} left this month "
+            f"(you asked for {num_images}), resets in {a.month_resets_in}."
+        )
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'s' if n != 1 else ''}"
+
+
+def charge(gen: Generation) -> UsageEntry:
+    return UsageEntry.objects.create(
+        user_id=gen.user_id,
+        model_id=gen.model_id,
+        generation=gen,
+        kind=UsageEntry.Kind.CHARGE,
+        images=gen.num_images,
+        charged_at=gen.created_at,
+        created_at=gen.created_at,
+    )
+
+
+def refund(gen: Generation, reason: str = "") -> UsageEntry | None:
+    """Give back what `gen` was charged. Idempotent: one refund per generation at most."""
+    entry = UsageEntry.objects.filter(generation_id=gen.pk, kind=UsageEntry.Kind.CHARGE).first()
+    if entry is None:
+        return None  # never charged (e.g. created before the ledger existed)
+    if UsageEntry.objects.filter(generation_id=gen.pk, kind=UsageEntry.Kind.REFUND).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return UsageEntry.objects.create(
+                user_id=entry.user_id,
+                model_id=entry.model_id,
+                generation_id=gen.pk,
+                kind=UsageEntry.Kind.REFUND,
+                images=entry.images,
+                charged_at=entry.charged_at,
+                reason=(reason or "")[:300],
+            )
+    except IntegrityError:
+        return None  # a concurrent refund won
+
+
+def provider_remaining(user, model: AIModel) -> int | None:
+    """What the provider says is left, where its adapter can tell (e.g. Meteron). Best effort."""
+    from generator.providers import get_provider
+
+    try:
+        provider = get_provider(model.provider)
+    except Exception:
+        return None
+    remaining = getattr(provider, "remaining", None)
+    if not callable(remaining):
+        return None
+    try:
+        value = remaining(user, model)
+    except Exception:
+        return None  # the page must not break because a provider did not answer
+    if isinstance(value, dict):
+        for key in ("remaining", "left", "generations"):
+            if isinstance(value.get(key), int):
+                return value[key]
+        return None
+    return value if isinstance(value, int) else None
+
+
+def usage_totals(user) -> models.QuerySet:
+    """Per model: images charged and refunded, all time (for the history page and admin)."""
+    return (
+        UsageEntry.objects.filter(user=user)
+        .values("model__name")
+        .annotate(
+            charged=Sum("images", filter=Q(kind=UsageEntry.Kind.CHARGE), default=0),
+            refunded=Sum("images", filter=Q(kind=UsageEntry.Kind.REFUND), default=0),
+        )
+        .order_by("model__name")
+    )
