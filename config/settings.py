@@ -309,6 +309,8 @@ EASEL_REQUEUE_AFTER_SECONDS = env_int("EASEL_REQUEUE_AFTER_SECONDS", 60)
 EASEL_PROVIDER_TIMEOUT = float(env("EASEL_PROVIDER_TIMEOUT", "30"))
 EASEL_MAX_TRANSIENT_RETRIES = env_int("EASEL_MAX_TRANSIENT_RETRIES", 5)
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
+# Baseline views for `make bench` (/bench/trivial/); never on in production.
+EASEL_BENCH_VIEWS = env_bool("EASEL_BENCH_VIEWS", False)
 
 # --- Security -----------------------------------------------------------------------------
 

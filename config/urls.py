@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -8,3 +9,6 @@ urlpatterns = [
     path("gallery/", include("gallery.urls")),
     path("", include("generator.urls")),
 ]
+
+if settings.EASEL_BENCH_VIEWS:  # baselines for `make bench` only (off by default)
+    urlpatterns.insert(0, path("bench/", include("config.bench_urls")))

@@ -1,0 +1,310 @@
+"""Bench data: many users and generations on PostgreSQL, written with COPY, seeded.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/easel_bench \\
+        .venv/bin/python bench/datagen.py --users 1000 --generations 1000000 --heavy 100000
+
+One heavy user (heavy@bench.easel) owns --heavy generations; the rest are spread over the other
+users. Statuses, models, image counts and timestamps follow a fixed, seeded mix, so two runs
+with the same arguments write the same rows. Output images point at a handful of real objects
+(rendered once by the local renderer and stored in the configured storage — local disk or S3)
+so gallery pages render real thumbnails.
+
+It refuses to run on a database whose name does not contain "bench" or start with "test_":
+it empties the generation tables first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("EASEL_ALLOW_DEV_SECRET", "1")
+
+HEAVY_EMAIL = "heavy@bench.easel"
+BENCH_PASSWORD = "bench-Password-123"
+N_OBJECTS = 8
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SPAN = timedelta(days=365 * 2)
+
+# (slug, name, provider, remote_id, params) — models a real install could have.
+BENCH_MODELS = [
+    ("bench-flux", "Bench FLUX", "replicate", "black-forest-labs/flux-schnell", {}),
+    ("bench-dalle", "Bench DALL·E", "openai", "dall-e-3", {}),
+    ("bench-sdxl", "Bench SDXL", "meteron", "sdxl", {}),
+    ("bench-scenario", "Bench Scenario", "scenario", "model_abc", {}),
+    # Used by the pipeline steps of bench/run.py (answer at once / a 10-s async job).
+    ("bench-instant", "Bench instant 64px", "local", "bench-instant", {"delay": 0}),
+    ("bench-async", "Bench async 10 s", "local", "bench-async", {"delay": 10}),
+]
+MODEL_WEIGHTS = [0.35, 0.25, 0.2, 0.1, 0.05, 0.05]
+STATUS_MIX = [("completed", 0.90), ("failed", 0.07), ("canceled", 0.03)]
+IMAGES_MIX = [(1, 0.7), (2, 0.15), (4, 0.15)]
+WORDS = (
+    "a red fox in the snow, watercolor; an astronaut riding a horse; a lighthouse at dusk; "
+    "a bowl of ramen, studio light; a cyberpunk street in the rain; a cat wearing a crown; "
+    "an isometric city block; a misty forest with deer; a portrait in the style of Vermeer"
+).split("; ")
+
+
+def setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+def check_database() -> str:
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    if connection.vendor != "postgresql":
+        raise SystemExit("datagen needs PostgreSQL (DATABASE_URL=postgres://…)")
+    if "bench" not in name and not name.startswith("test_"):
+        raise SystemExit(f"refusing to empty {name!r}: use a database named *bench* (or test_*)")
+    return name
+
+
+def ensure_models() -> dict[str, int]:
+    from generator.models import AIModel
+
+    ids = {}
+    for position, (slug, name, provider, remote_id, params) in enumerate(BENCH_MODELS):
+        options = {"sizes": ["64x64", "512x512"], "max_images": 4, "seed": True,
+                   "defaults": {"size": "64x64" if provider == "local" else "512x512"}}
+        model, _ = AIModel.objects.update_or_create(
+            slug=slug,
+            defaults={"name": name, "provider": provider, "remote_id": remote_id,
+                      "params": params, "options": options, "position": 500 + position,
+                      "timeout_seconds": 600},
+        )
+        ids[slug] = model.pk
+    return ids
+
+
+def store_objects(seed: int) -> list[dict]:
+    """Render a few real images once and store them (original + WebP thumbnail)."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from generator.outputs import make_thumbnail
+    from generator.providers.local import render
+
+    objects = []
+    for i in range(N_OBJECTS):
+        data = render(WORDS[i % len(WORDS)], seed + i, (512, 512))
+        thumb = make_thumbnail(data)
+        base = f"generations/bench/object-{seed}-{i}"
+        name = f"{base}.png"
+        thumb_name = f"{base}-thumb.webp"
+        if not default_storage.exists(name):
+            name = default_storage.save(name, ContentFile(data))
+        if not default_storage.exists(thumb_name):
+            thumb_name = default_storage.save(thumb_name, ContentFile(thumb))
+        objects.append({"file": name, "thumbnail": thumb_name, "bytes": len(data),
+                        "thumbnail_bytes": len(thumb), "sha256": hashlib.sha256(data).hexdigest()})
+    return objects
+
+
+def _pick(rng: random.Random, mix):
+    r = rng.random()
+    for value, weight in mix:
+        r -= weight
+        if r <= 0:
+            return value
+    return mix[-1][0]
+
+
+class Copier:
+    """COPY rows of one Django model, filling every column the row does not name with the
+    field's default, so columns other issues add keep working."""
+
+    def __init__(self, cursor, model, given: list[str]):
+        from psycopg.types.json import Jsonb
+
+        self.jsonb = Jsonb
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.attname in given]
+        self.columns = [f.column for f in fields]
+        self.order = [f.attname for f in fields]
+        self.defaults = {}
+        self.json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+        for f in fields:
+            if f.attname not in given:
+                if f.has_default() and not callable(f.default):
+                    self.defaults[f.attname] = f.get_default()
+                elif f.has_default():
+                    self.defaults[f.attname] = f.get_default()  # same value each row (non-unique)
+                elif f.null:
+                    self.defaults[f.attname] = None
+                elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                    self.defaults[f.attname] = datetime.now(timezone.utc)
+                else:
+                    self.defaults[f.attname] = "" if f.get_internal_type() in (
+                        "CharField", "TextField", "FileField") else 0
+        cols = ", ".join(f'"{c}"' for c in self.columns)
+        self.ctx = cursor.copy(f'COPY "{model._meta.db_table}" ({cols}) FROM STDIN')
+        self.copy = self.ctx.__enter__()
+
+    def write(self, row: dict) -> None:
+        values = []
+        for name in self.order:
+            value = row[name] if name in row else self.defaults[name]
+            if name in self.json_fields and value is not None:
+                value = self.jsonb(value)
+            values.append(value)
+        self.copy.write_row(values)
+
+    def close(self) -> None:
+        self.ctx.__exit__(None, None, None)
+
+
+def generate(users: int, generations: int, heavy: int, seed: int = 8,
+             log=print) -> dict:
+    """Empty the generation tables and write the data set. Returns a summary."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection, transaction
+
+    from accounts.models import User
+    from generator.models import Generation, OutputImage
+
+    name = check_database()
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+    model_ids = ensure_models()
+    model_list = list(model_ids.values())
+    objects = store_objects(seed)
+    password = make_password(BENCH_PASSWORD)
+    now = datetime.now(timezone.utc)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            f'TRUNCATE "{OutputImage._meta.db_table}", "{Generation._meta.db_table}" '
+            "RESTART IDENTITY CASCADE"
+        )
+        cur.execute("DELETE FROM accounts_user WHERE email LIKE %s", ["%@bench.easel"])
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM accounts_user")
+        first_user = cur.fetchone()[0] + 1
+        # Users: one heavy user first, then the rest.
+        copier = Copier(cur, User, ["id", "password", "username", "email", "public_id",
+                                    "priority", "date_joined", "is_active"])
+        user_ids = []
+        for n in range(users):
+            uid = first_user + n
+            email = HEAVY_EMAIL if n == 0 else f"user{n}@bench.easel"
+            copier.write({"id": uid, "password": password, "username": email, "email": email,
+                          "public_id": f"u_bench{seed:02d}{n:06d}",
+                          "priority": ("medium", "high", "low")[n % 3],
+                          "date_joined": EPOCH, "is_active": True})
+            user_ids.append(uid)
+        copier.close()
+        cur.execute("SELECT setval(pg_get_serial_sequence('accounts_user', 'id'), "
+                    "(SELECT MAX(id) FROM accounts_user))")
+        log(f"users: {users} in {time.monotonic() - t0:.1f}s")
+
+        # Per-user counts: the heavy user's, then the others' spread at random.
+        counts = [0] * users
+        counts[0] = min(heavy, generations) if users > 1 else generations
+        rest = generations - counts[0]
+        others = users - 1
+        if others:
+            for i in range(others):
+                counts[1 + i] = rest // others
+            for i in range(rest - (rest // others) * others):
+                counts[1 + rng.randrange(others)] += 1
+
+        gen_cols = ["id", "public_id", "user_id", "model_id", "provider", "prompt", "options",
+                    "seed", "num_images", "status", "error", "progress", "tag_sent", "priority",
+                    "attempts", "dispatches", "created_at", "dispatched_at", "started_at",
+                    "submitted_at", "finished_at", "updated_at"]
+        gcopy = Copier(cur, Generation, gen_cols)
+        images: list[tuple] = []
+        provider_of = {pk: BENCH_MODELS[i][2] for i, pk in enumerate(model_list)}
+        gid = 0
+        span = SPAN.total_seconds()
+        for n, uid in enumerate(user_ids):
+            count = counts[n]
+            if not count:
+                continue
+            # Newest-first history ending a little before now; the two newest may be active.
+            step = span / count
+            start = now - SPAN
+            for k in range(count):
+                gid += 1
+                created = start + timedelta(seconds=k * step + rng.random() * step * 0.5)
+                status = _pick(rng, STATUS_MIX)
+                if k >= count - 2 and rng.random() < 0.3:
+                    status = rng.choice(("queued", "running"))
+                model_pk = rng.choices(model_list, MODEL_WEIGHTS)[0]
+                num = _pick(rng, IMAGES_MIX)
+                wait = timedelta(seconds=rng.uniform(0.05, 2))
+                took = timedelta(seconds=rng.uniform(2, 30))
+                final = status in ("completed", "failed", "canceled")
+                gcopy.write({
+                    "id": gid, "public_id": f"b{seed:02d}{gid:011d}", "user_id": uid,
+                    "model_id": model_pk, "provider": provider_of[model_pk],
+                    "prompt": WORDS[rng.randrange(len(WORDS))],
+                    "options": {"size": "512x512"}, "seed": rng.randrange(2**32),
+                    "num_images": num, "status": status,
+                    "error": {"failed": "The provider rejected the prompt (content policy).",
+                              "canceled": "Canceled."}.get(status, ""),
+                    "progress": 1.0 if status == "completed" else None,
+                    "tag_sent": f"u_bench{seed:02d}{n:06d}", "priority": 5, "attempts": 1,
+                    "dispatches": 1, "created_at": created, "dispatched_at": created,
+                    "started_at": created + wait if status != "queued" else None,
+                    "submitted_at": created + wait if status != "queued" else None,
+                    "finished_at": created + wait + took if final else None,
+                    "updated_at": created + wait + took,
+                })
+                if status == "completed":
+                    for index in range(num):
+                        images.append((gid, index, created + wait + took))
+            if n == 0 or (n % 100 == 0):
+                log(f"  user {n}: {gid} generations so far ({time.monotonic() - t0:.1f}s)")
+        gcopy.close()
+        cur.execute("SELECT setval(pg_get_serial_sequence('generator_generation', 'id'), %s)",
+                    [max(gid, 1)])
+        log(f"generations: {gid} in {time.monotonic() - t0:.1f}s")
+
+        icopy = Copier(cur, OutputImage, ["generation_id", "index", "file", "thumbnail", "width",
+                                          "height", "bytes", "content_type", "thumbnail_bytes",
+                                          "sha256", "created_at"])
+        for i, (gen_pk, index, at) in enumerate(images):
+            obj = objects[(gen_pk + index) % len(objects)]
+            icopy.write({"generation_id": gen_pk, "index": index, "file": obj["file"],
+                         "thumbnail": obj["thumbnail"], "width": 512, "height": 512,
+                         "bytes": obj["bytes"], "content_type": "image/png",
+                         "thumbnail_bytes": obj["thumbnail_bytes"], "sha256": obj["sha256"],
+                         "created_at": at})
+        icopy.close()
+        log(f"images: {len(images)} in {time.monotonic() - t0:.1f}s")
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE accounts_user")
+        cur.execute(f'ANALYZE "{Generation._meta.db_table}"')
+        cur.execute(f'ANALYZE "{OutputImage._meta.db_table}"')
+    seconds = time.monotonic() - t0
+    log(f"done in {seconds:.1f}s")
+    return {"database": name, "users": users, "generations": gid, "images": len(images),
+            "heavy": counts[0], "seconds": round(seconds, 1), "seed": seed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--generations", type=int, default=1_000_000)
+    parser.add_argument("--heavy", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=8)
+    args = parser.parse_args(argv)
+    setup_django()
+    summary = generate(args.users, args.generations, args.heavy, args.seed)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
