@@ -1,0 +1,130 @@
+"""OpenAI-style image APIs: OpenAI itself, AI Refinery, and any compatible base URL.
+
+One synchronous call, `POST {base}/v1/images/generations`, answers with `data[]` whose items carry
+a `url` (valid for about an hour) or `b64_json`. Both are turned into images in Easel's storage at
+once. The user's tag goes in the `user` field. AI Refinery differs only in quirks: its SDK sends
+`timeout` and `extra_body` inside the JSON body and its errors are `{"error": "..."}` rather than
+OpenAI's `{"error": {"message", "code", ...}}` envelope (both are read).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import httpx
+
+from . import register
+from .base import Done, HttpProvider, ImageOutput, ProviderError, provider_setting
+
+# Keys of AIModel.params that Easel interprets itself and never forwards to the API.
+INTERNAL_PARAMS = {"timeout", "extra_body", "path"}
+
+
+class OpenAIStyleProvider(HttpProvider):
+    supports_webhooks = False
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {provider_setting(self.name, 'api_key')}"}
+
+    def path(self, gen=None) -> str:
+        # Tolerate a base URL given the SDK way (".../v1") as well as the bare host.
+        custom = gen.model.params.get("path") if gen is not None else None
+        if custom:
+            return custom
+        return "/images/generations" if self.base_url.endswith("/v1") else "/v1/images/generations"
+
+    def body(self, gen) -> dict[str, Any]:
+        body: dict[str, Any] = {"prompt": gen.prompt, "model": gen.model.remote_id, "n": gen.num_images}
+        size = (gen.options or {}).get("size")
+        if size:
+            body["size"] = size
+        if gen.tag_sent:
+            body["user"] = gen.tag_sent
+        for key, value in (gen.model.params or {}).items():
+            if key not in INTERNAL_PARAMS:
+                body.setdefault(key, value)
+        return body
+
+    def request_timeout(self, gen) -> float | None:
+        return None
+
+    def submit(self, gen) -> Done:
+        kwargs: dict[str, Any] = {"json": self.body(gen)}
+        timeout = self.request_timeout(gen)
+        if timeout:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        response = self.request("POST", self.path(gen), **kwargs)
+        return Done(images=self.images(self.json(response)))
+
+    def images(self, payload: Any) -> list[ImageOutput]:
+        items = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(items, list):
+            raise ProviderError(f"{self.label} answered without a data list.", retryable=False)
+        images = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if item.get("b64_json"):
+                try:
+                    data = base64.b64decode(item["b64_json"], validate=True)
+                except (binascii.Error, ValueError):
+                    raise ProviderError(
+                        f"{self.label} sent image data that is not valid base64."
+                    ) from None
+                images.append(ImageOutput(data=data))
+            elif item.get("url"):
+                images.append(ImageOutput(url=item["url"]))
+        if not images:
+            raise ProviderError(f"{self.label} answered without any image.", retryable=False)
+        return images
+
+    def error_message(self, response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return super().error_message(response)
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            message = str(err.get("message") or err.get("code") or "no details")
+            if err.get("code") == "content_policy_violation":
+                return f"the prompt was refused by its content policy — {message}"
+            if err.get("param"):
+                return f"{message} (field: {err['param']})"
+            return message
+        return super().error_message(response)
+
+    def check_connection(self) -> str:
+        # There is no read-only images endpoint (and AI Refinery lists no models), so a GET on
+        # the images path proves reachability and the key: 401/403 raise, 404/405 are fine.
+        try:
+            self.request("GET", self.path())
+        except ProviderError as exc:
+            if "credentials" in exc.message or exc.retryable:
+                raise
+        return f"{self.label} is reachable and accepted the key."
+
+
+@register
+class OpenAIProvider(OpenAIStyleProvider):
+    name = "openai"
+    label = "OpenAI"
+
+
+@register
+class AIRefineryProvider(OpenAIStyleProvider):
+    name = "airefinery"
+    label = "AI Refinery"
+
+    DEFAULT_TIMEOUT = 60.0
+
+    def body(self, gen) -> dict[str, Any]:
+        body = super().body(gen)
+        # The AI Refinery SDK sends these two inside the JSON body (not merged as OpenAI does).
+        body["timeout"] = self.request_timeout(gen)
+        body["extra_body"] = gen.model.params.get("extra_body")
+        return body
+
+    def request_timeout(self, gen) -> float:
+        return float(gen.model.params.get("timeout") or self.DEFAULT_TIMEOUT)

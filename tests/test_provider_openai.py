@@ -1,0 +1,251 @@
+"""Contract tests: the OpenAI-style provider (OpenAI, AI Refinery, any compatible base URL)
+against its simulator over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import base64
+from unittest import mock
+
+import pytest
+from django.core.files.storage import default_storage
+
+from generator.models import AIModel, Generation
+from generator.providers import get_provider
+from generator.tasks import run_generation
+from tests.simulators.openai import OpenAISimulator
+
+pytestmark = pytest.mark.django_db
+
+S = Generation.Status
+
+
+@pytest.fixture
+def sim():
+    with OpenAISimulator() as server:
+        yield server
+
+
+@pytest.fixture
+def air_sim():
+    with OpenAISimulator(flavour="airefinery", api_key="air-sim-key") as server:
+        yield server
+
+
+@pytest.fixture
+def configured(settings, sim, air_sim):
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": sim.api_key, "base_url": sim.url},
+        "airefinery": {"api_key": air_sim.api_key, "base_url": air_sim.url},
+    }
+    settings.EASEL_PROVIDER_TIMEOUT = 2.0
+    return settings
+
+
+def make_model(slug="dalle", provider="openai", remote_id="dall-e-2", params=None, **options):
+    return AIModel.objects.create(
+        slug=slug, name=slug.title(), provider=provider, remote_id=remote_id,
+        options={"sizes": ["512x512", "1024x1024"], "max_images": 4, "seed": False, **options},
+        params=params or {},
+    )
+
+
+def post_form(client, capture, *, model, size="512x512", n=1, prompt="a lighthouse at dusk"):
+    data = {"model": model, "prompt": prompt, "size": size, "num_images": str(n), "seed": "",
+            "negative_prompt": "", "idempotency_key": ""}
+    with capture(execute=True):
+        response = client.post("/", data)
+    assert response.status_code == 302, response.content.decode()[:500]
+    return Generation.objects.latest("created_at")
+
+
+def assert_in_gallery_from_own_storage(client, gen, provider_host: str) -> None:
+    page = client.get("/gallery/").content.decode()
+    assert f"/gallery/{gen.public_id}/" in page
+    assert provider_host not in page  # the provider's URL is only a record, never shown
+    for image in gen.images.all():
+        assert default_storage.exists(image.file.name)
+        served = client.get(f"/gallery/{gen.public_id}/images/{image.index}/original/")
+        assert served.status_code == 200
+        body = b"".join(served.streaming_content) if served.streaming else served.content
+        with default_storage.open(image.file.name) as f:
+            assert body == f.read()
+
+
+def test_an_openai_generation_from_the_form_completes_and_is_in_the_gallery(
+    owner_client, owner, configured, sim, django_capture_on_commit_callbacks
+):
+    make_model(params={"response_format": "url"})
+    gen = post_form(owner_client, django_capture_on_commit_callbacks, model="dalle", n=2)
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED, gen.error
+    assert gen.images.count() == 2
+    assert all(i.provider_url.startswith(sim.url + "/files/") for i in gen.images.all())
+    (call,) = sim.received("POST", "/v1/images/generations")
+    assert call.header("authorization") == f"Bearer {sim.api_key}"
+    assert call.json == {"prompt": "a lighthouse at dusk", "model": "dall-e-2", "n": 2,
+                         "size": "512x512", "user": owner.public_id, "response_format": "url"}
+    assert_in_gallery_from_own_storage(owner_client, gen, sim.url)
+
+
+def test_b64_json_outputs_are_decoded_into_storage(owner, configured, sim, make_generation):
+    model = make_model(slug="gpt", remote_id="gpt-image-1", sizes=["1024x1024"])
+    gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "1024x1024"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED, gen.error
+    image = gen.images.get()
+    assert image.provider_url == "" and image.content_type == "image/png"
+
+
+def test_ai_refinery_gets_its_quirks_and_the_user_tag(
+    owner_client, owner, configured, air_sim, django_capture_on_commit_callbacks
+):
+    make_model(slug="flux", provider="airefinery", remote_id="black-forest-labs/FLUX.1-schnell",
+               params={"timeout": 30, "extra_body": {"steps": 4}})
+    gen = post_form(owner_client, django_capture_on_commit_callbacks, model="flux",
+                    size="1024x1024")
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED, gen.error
+    (call,) = air_sim.received("POST", "/v1/images/generations")
+    assert call.json["user"] == owner.public_id
+    assert call.json["timeout"] == 30.0 and call.json["extra_body"] == {"steps": 4}
+    assert call.json["model"] == "black-forest-labs/FLUX.1-schnell"
+    assert_in_gallery_from_own_storage(owner_client, gen, air_sim.url)
+
+
+def test_any_compatible_base_url_works_including_one_ending_in_v1(
+    owner, settings, sim, make_generation
+):
+    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
+                                "openai": {"api_key": sim.api_key, "base_url": sim.url + "/v1/"}}
+    model = make_model()
+    gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED, gen.error
+    assert len(sim.received("POST", r"^/v1/images/generations$")) == 1
+
+
+def test_a_content_policy_refusal_is_final_and_reads_well(owner, configured, sim, make_generation):
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, prompt="something forbidden",
+                          options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "content policy" in gen.error and "safety system" in gen.error
+    assert sim.submissions == 0 and len(sim.received("POST")) == 1  # not retried
+
+
+def test_a_model_specific_refusal_names_the_field(owner, configured, sim, make_generation):
+    model = make_model(slug="d3", remote_id="dall-e-3", sizes=["1024x1024"])
+    gen = make_generation(owner, model=model, status=S.QUEUED, num_images=2,
+                          options={"size": "1024x1024"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "n=1" in gen.error and "field: n" in gen.error
+
+
+def test_ai_refinery_plain_error_bodies_are_shown(owner, configured, air_sim, make_generation):
+    model = make_model(slug="flux", provider="airefinery", remote_id="flux")
+    gen = make_generation(owner, model=model, status=S.QUEUED, prompt="forbidden thing",
+                          options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED and "safety system" in gen.error
+
+
+def test_a_wrong_key_fails_without_showing_the_key(owner, settings, sim, make_generation):
+    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
+                                "openai": {"api_key": "sk-wrong-secret", "base_url": sim.url}}
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "credentials" in gen.error and "sk-wrong-secret" not in gen.error
+
+
+def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_generation):
+    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS, "openai": {"api_key": "", "base_url": ""}}
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED and "not configured" in gen.error
+
+
+# --- fault switches: each ends completed after retries or failed with a reason ------------
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500, "times": 1},
+        {"status": 503, "times": 2},
+        {"status": 429, "retry_after": "0", "times": 1},
+        {"hang": 3.0, "times": 1},
+        {"malformed_json": True, "times": 1},
+        {"reset": True, "times": 1},
+    ],
+    ids=["500-once", "503-twice", "429", "timeout", "malformed-json", "reset"],
+)
+def test_a_transient_fault_is_retried_until_completed(owner, configured, sim, make_generation, fault):
+    for key, value in fault.items():
+        setattr(sim.faults, key, value)
+    sim.faults.only = r"/v1/images/generations"
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED, gen.error
+    assert gen.attempts == len(sim.received("POST")) > 1
+
+
+def test_a_fault_that_never_clears_fails_with_a_reason(owner, configured, sim, make_generation, settings):
+    settings.EASEL_MAX_TRANSIENT_RETRIES = 3
+    sim.faults.status = 500
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "server error (500)" in gen.error and "gave up after 3 attempts" in gen.error
+
+
+def test_a_429_is_retried_after_the_time_the_provider_asks(owner, configured, sim, make_generation):
+    sim.faults.status, sim.faults.retry_after, sim.faults.times = 429, "7", 1
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    with mock.patch.object(run_generation, "apply_async") as again:
+        run_generation(gen.pk)
+    assert again.call_args.kwargs["countdown"] == 7.0
+    gen.refresh_from_db()
+    assert gen.status == S.QUEUED and "rate limiting" in gen.error
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED
+
+
+def test_an_expired_output_url_fails_with_a_reason(owner, configured, sim, make_generation):
+    sim.url_ttl = -1  # every URL is already past its expiry when fetched
+    gen = make_generation(owner, model=make_model(params={"response_format": "url"}),
+                          status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED and "expired" in gen.error
+    assert gen.images.count() == 0
+
+
+def test_the_provider_unit_maps_request_and_response_at_the_transport(owner, make_generation, settings):
+    import httpx
+
+    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
+                                "openai": {"api_key": "k", "base_url": "https://api.example"}}
+    seen = {}
+    png = base64.b64encode(b"\x89PNG fake").decode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["url"], seen["auth"] = str(request.url), request.headers["authorization"]
+        return httpx.Response(200, json={"created": 1, "data": [{"b64_json": png}, {"url": "https://x/y.png"}]})
+
+    provider = type(get_provider("openai"))(transport=httpx.MockTransport(handler))
+    gen = make_generation(owner, model=make_model(), options={"size": "512x512"})
+    done = provider.submit(gen)
+    assert seen == {"url": "https://api.example/v1/images/generations", "auth": "Bearer k"}
+    assert done.images[0].data == b"\x89PNG fake" and done.images[1].url == "https://x/y.png"
