@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from generator import limits
 from generator.models import AIModel, Generation
 
 logger = logging.getLogger(__name__)
@@ -37,11 +38,14 @@ def dispatch(gen: Generation) -> bool:
     return True
 
 
-def submit(user, data: dict, *, parent: Generation | None = None) -> tuple[Generation, bool]:
+def submit(
+    user, data: dict, *, parent: Generation | None = None, enforce_limits: bool = True
+) -> tuple[Generation, bool]:
     """Save a queued generation and dispatch it after the transaction commits.
 
     Returns (generation, created). A repeated idempotency key (a double-click) returns the
-    generation the first click created.
+    generation the first click created. Over a limit raises limits.LimitExceeded and nothing
+    is saved or sent; every accepted generation is charged in the usage ledger.
     """
     model: AIModel = data["model"]
     key = data.get("idempotency_key") or ""
@@ -68,7 +72,14 @@ def submit(user, data: dict, *, parent: Generation | None = None) -> tuple[Gener
     )
     try:
         with transaction.atomic():
+            # Locks the user's row: concurrent submissions are checked and charged one by one.
+            limits.check_and_charge(user, model, gen.num_images, enforce=enforce_limits)
+            if key:
+                existing = Generation.objects.filter(user=user, idempotency_key=key).first()
+                if existing:
+                    return existing, False
             gen.save()
+            limits.charge(gen)
             transaction.on_commit(lambda: dispatch(gen))
     except IntegrityError:
         existing = Generation.objects.filter(user=user, idempotency_key=key).first()

@@ -4,12 +4,12 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
 from gallery.images import attach_image_urls
 from gallery.views import get_generation_for_user
-from generator import actions
+from generator import actions, limits
 from generator.forms import GenerationForm
 from generator.models import AIModel, Generation
 
@@ -33,17 +33,42 @@ def _model_options() -> dict:
     }
 
 
+def _wants_api_answer(request: HttpRequest) -> bool:
+    return bool(request.headers.get("HX-Request")) or "application/json" in request.headers.get(
+        "Accept", ""
+    )
+
+
+def _allowances(user) -> list[dict]:
+    """What is left per model with a limit, for the prompt page's fair-use block."""
+    rows = []
+    for a in limits.allowances(user):
+        remote = limits.provider_remaining(user, a.model)
+        if a.limits.unlimited and remote is None:
+            continue
+        rows.append({"allowance": a, "provider_remaining": remote})
+    return rows
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = GenerationForm(request.POST)
         if form.is_valid():
-            gen, created = actions.submit(request.user, form.cleaned_data)
-            if created:
-                messages.success(request, "Queued. It will start in a moment.")
-            return redirect(f"/?new={gen.public_id}")
-        status = 400
+            try:
+                gen, created = actions.submit(request.user, form.cleaned_data)
+            except limits.LimitExceeded as exc:
+                if _wants_api_answer(request):
+                    return JsonResponse({"error": exc.message}, status=429)
+                form.add_error(None, exc.message)
+                status = 429
+            else:
+                if created:
+                    messages.success(request, "Queued. It will start in a moment.")
+                return redirect(f"/?new={gen.public_id}")
+        else:
+            status = 400
     else:
         initial = {"idempotency_key": uuid.uuid4().hex}
         form = GenerationForm(initial=initial)
@@ -59,6 +84,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "recent": recent,
         "model_options": _model_options(),
         "new_id": request.GET.get("new", ""),
+        "allowances": _allowances(request.user),
     }
     return render(request, "generator/home.html", context, status=status)
 
