@@ -1,0 +1,294 @@
+"""A bounded load run: N simulated users sign in, submit and browse for a fixed time.
+
+Starts its own gunicorn (web) and Celery worker (with the reaper's beat) on loopback against
+the PostgreSQL and Redis named by DATABASE_URL / REDIS_URL, uses the offline local provider
+(with a delay, so generations go through the queued → running → checks → completed path),
+and stops by itself. Nothing leaves 127.0.0.1.
+
+    .venv/bin/python bench/load.py                 # 50 users, 300 s
+    .venv/bin/python bench/load.py --smoke         # 3 users, 5 s (run by tests/test_security.py)
+
+Prints one JSON object at the end: requests, errors, latency percentiles, generations by
+status, and the RSS (MiB, process tree) of web and worker at start and end. Exit code 1 when
+there was any error or a generation was left non-terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PASSWORD = "load-Test-pw-4821"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return round(total / 1024, 1)
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies: dict[str, list[float]] = {}
+        self.errors: list[str] = []
+        self.submitted: list[str] = []
+
+    def record(self, name: str, seconds: float) -> None:
+        with self.lock:
+            self.latencies.setdefault(name, []).append(seconds)
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.errors.append(message)
+
+
+def csrf(client: httpx.Client) -> str:
+    return client.cookies.get("csrftoken") or ""
+
+
+def call(stats: Stats, client: httpx.Client, name: str, method: str, url: str, ok=(200,), **kw):
+    start = time.perf_counter()
+    try:
+        response = client.request(method, url, **kw)
+    except httpx.HTTPError as exc:
+        stats.error(f"{name}: {type(exc).__name__}: {exc}")
+        return None
+    stats.record(name, time.perf_counter() - start)
+    if response.status_code not in ok:
+        stats.error(f"{name}: {method} {url} -> {response.status_code}")
+        return None
+    return response
+
+
+def user_session(base: str, email: str, stop_at: float, start_delay: float, stats: Stats,
+                 think: tuple[float, float]) -> None:
+    time.sleep(start_delay)  # a ramp, as people arrive (and under allauth's login rate limit)
+    rng = random.Random(email)
+    with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as client:
+        if not call(stats, client, "login_page", "GET", "/accounts/login/"):
+            return
+        r = call(stats, client, "login", "POST", "/accounts/login/", ok=(302,),
+                 data={"login": email, "password": PASSWORD, "csrfmiddlewaretoken": csrf(client)},
+                 headers={"Referer": f"{base}/accounts/login/"})
+        if r is None:
+            return
+        mine: list[str] = []
+        n = 0
+        while time.monotonic() < stop_at:
+            action = rng.random()
+            if action < 0.35 or not mine:
+                n += 1
+                r = call(stats, client, "submit", "POST", "/", ok=(302,), data={
+                    "model": "local-sketch", "prompt": f"load test {email} #{n}",
+                    "size": "256x256", "num_images": "1", "seed": "", "negative_prompt": "",
+                    "idempotency_key": f"load-{abs(hash(email)) % 10**8}-{n}",
+                    "csrfmiddlewaretoken": csrf(client),
+                }, headers={"Referer": f"{base}/"})
+                if r is not None:
+                    m = re.search(r"new=([A-Za-z0-9_-]+)", r.headers.get("Location", ""))
+                    if m:
+                        mine.append(m.group(1))
+                        with stats.lock:
+                            stats.submitted.append(m.group(1))
+            elif action < 0.55:
+                call(stats, client, "home", "GET", "/")
+            elif action < 0.75:
+                r = call(stats, client, "gallery", "GET", "/gallery/")
+            elif action < 0.9:
+                call(stats, client, "card", "GET", f"/g/{rng.choice(mine)}/card/")
+            else:
+                call(stats, client, "detail", "GET", f"/gallery/{rng.choice(mine)}/")
+            time.sleep(rng.uniform(*think))
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return 0.0
+    k = min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))
+    return round(values[k] * 1000, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=300.0)
+    parser.add_argument("--ramp", type=float, default=120.0, help="seconds over which users arrive")
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--provider-delay", type=float, default=1.0)
+    parser.add_argument("--settle", type=float, default=180.0, help="max wait for terminal rows")
+    parser.add_argument("--smoke", action="store_true", help="3 users for 5 s (for the test suite)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.users, args.duration, args.ramp, args.settle = 3, 5.0, 1.0, 60.0
+        args.web_workers, args.worker_concurrency = 2, 2
+    think = (0.2, 0.5) if args.smoke else (1.0, 3.0)
+
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not os.environ.get(name):
+            sys.exit(f"{name} must point at PostgreSQL / Redis on loopback")
+    media = tempfile.mkdtemp(prefix="easel-load-media-")
+    env = dict(os.environ, EASEL_ALLOW_DEV_SECRET="1", DEBUG="false", MEDIA_ROOT=media,
+               EASEL_LOCAL_PROVIDER_DELAY=str(args.provider_delay), PYTHONUNBUFFERED="1",
+               LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="config.settings",
+               CACHE_KEY_PREFIX=f"easel-load-{os.getpid()}")
+    os.environ.update({k: env[k] for k in ("EASEL_ALLOW_DEV_SECRET", "MEDIA_ROOT",
+                                           "DJANGO_SETTINGS_MODULE", "CACHE_KEY_PREFIX")})
+    sys.path.insert(0, str(ROOT))
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from generator.models import Generation
+
+    User = get_user_model()
+    run_tag = f"{int(time.time())}-{os.getpid()}"
+    emails = [f"load{i}-{run_tag}@example.com" for i in range(args.users)]
+    for email in emails:
+        User.objects.create_user(email=email, password=PASSWORD)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    logs = Path(tempfile.mkdtemp(prefix="easel-load-logs-"))
+    web = subprocess.Popen(
+        [PY, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(args.web_workers), "--threads", "4", "--access-logfile", "-"],
+        cwd=ROOT, env=env, stdout=open(logs / "web.log", "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = subprocess.Popen(
+        [PY, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel=WARNING",
+         f"--concurrency={args.worker_concurrency}", "--without-gossip", "--without-mingle",
+         f"--schedule={logs / 'beat-schedule'}", "-n", f"load-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    result: dict = {}
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise SystemExit(f"gunicorn did not start; see {logs / 'web.log'}")
+        time.sleep(1.0)  # let the worker connect
+        rss_start = {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)}
+
+        stats = Stats()
+        started = time.monotonic()
+        stop_at = started + args.duration
+        threads = [
+            threading.Thread(
+                target=user_session,
+                args=(base, email, stop_at, args.ramp * i / max(1, args.users), stats, think),
+                daemon=True,
+            )
+            for i, email in enumerate(emails)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=args.duration + args.ramp + 60)
+        elapsed = time.monotonic() - started
+        rss_load_end = {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)}
+
+        ids = list(stats.submitted)
+        settle_end = time.monotonic() + args.settle
+        while time.monotonic() < settle_end:
+            active = Generation.objects.filter(public_id__in=ids, status__in=Generation.ACTIVE)
+            if not active.exists():
+                break
+            time.sleep(0.5)
+        counts = Generation.objects.filter(public_id__in=ids).status_counts()
+        durations = [
+            (g.finished_at - g.created_at).total_seconds()
+            for g in Generation.objects.filter(public_id__in=ids, finished_at__isnull=False)
+        ]
+        all_lat = [x for v in stats.latencies.values() for x in v]
+        result = {
+            "users": args.users,
+            "duration_s": round(elapsed, 1),
+            "requests": len(all_lat),
+            "requests_per_s": round(len(all_lat) / elapsed, 1) if elapsed else 0,
+            "errors": len(stats.errors),
+            "error_samples": stats.errors[:10],
+            "latency_ms": {
+                name: {"n": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
+                       "max": percentile(v, 100)}
+                for name, v in sorted(stats.latencies.items())
+            },
+            "generations": {"submitted": len(ids), **counts},
+            "generation_seconds": {
+                "p50": round(statistics.median(durations), 2) if durations else None,
+                "max": round(max(durations), 2) if durations else None,
+            },
+            "rss_mib": {"start": rss_start, "end_of_load": rss_load_end,
+                        "end": {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)}},
+            "logs": str(logs),
+        }
+    finally:
+        for proc in (web, worker):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in (web, worker):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    print(json.dumps(result, indent=2))
+    gens = result.get("generations", {})
+    left = gens.get("queued", 0) + gens.get("running", 0)
+    ok = result and result["errors"] == 0 and left == 0 and gens.get("submitted", 0) > 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
