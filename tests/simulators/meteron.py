@@ -1,0 +1,255 @@
+"""Meteron simulator — TEST EQUIPMENT, not a provider. Serves Meteron's image API on loopback.
+
+Faithful to ../shared/providers/PROTOCOLS.md §1 "What a faithful Meteron simulator must do":
+Bearer keys and `pub_` tokens (401 otherwise); model/user from X-Model/X-Cluster/X-User or the
+query string; X-Async true/True → `pending`, walking pending → processing → completed|failed by
+elapsed time (`job_duration`), false/False/absent → the request is held and answered completed;
+presigned-like output URLs serving PNG bytes or the model server's JSON with a data URI
+(`output_mode`), which expire (`url_ttl`, or `expire_urls` at once); listing with
+model/user/status/id filters, pageSize ≤ 200 and opaque page tokens; per-user daily/monthly
+limits (X-User required when on) with /api/remaining/generations, rejected with a 429 JSON
+(the rejection shape is inferred). Every request is recorded (see Simulator.requests).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import threading
+import time
+from typing import Any
+
+from tests.simulators.base import Request, Response, Simulator, png_bytes
+
+API_KEY = "sim-meteron-key"
+
+
+class MeteronSimulator(Simulator):
+    name = "meteron"
+
+    def __init__(self, *args, **kwargs):
+        self.api_keys = {API_KEY}
+        self.job_duration = 0.0          # seconds from submit to completed
+        self.output_mode = "png"         # "png" (image bytes) or "json" ({"image": "data:…"})
+        self.url_ttl = 3600.0            # presigned URL lifetime
+        self.expire_urls = False         # switch: every output URL answers 403 "expired"
+        self.fail_reason: str | None = None  # switch: jobs end `failed` with this reason
+        self.daily_limit: int | None = None
+        self.monthly_limit: int | None = None
+        self.generations: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+        self._state_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def env_vars(cls, url: str) -> dict[str, str]:
+        return {"METERON_BASE_URL": url, "METERON_API_KEY": API_KEY}
+
+    def routes(self):
+        return [
+            ("POST", r"/api/images/generations", self.create),
+            ("GET", r"/api/images/generations", self.list),
+            ("GET", r"/api/images/generations/(?P<id>[^/]+)", self.get_one),
+            ("GET", r"/api/remaining/generations", self.remaining),
+            ("GET", r"/r2/(?P<id>[^/]+)/(?P<n>\d+)", self.output),
+        ]
+
+    def authorized(self, request: Request) -> bool:
+        if request.path.startswith("/r2/"):
+            return True  # presigned: the signature in the URL is the credential
+        auth = request.header("authorization")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        return token in self.api_keys or token.startswith("pub_")
+
+    def unauthorized(self, request: Request) -> Response:
+        return Response(401, {"error": "unauthorized", "message": "Invalid or missing API key"})
+
+    # --- helpers for tests -----------------------------------------------------------------
+
+    def add_history(self, user: str, model: str, count: int, **extra) -> list[str]:
+        """Completed generations made earlier (e.g. from another app), for listing tests."""
+        ids = []
+        for _ in range(count):
+            gen = self._new(model, user, {"prompt": extra.get("prompt", "earlier image")}, False)
+            gen["created"] -= 3600
+            ids.append(gen["id"])
+        return ids
+
+    def submissions(self) -> list[Request]:
+        return self.received("POST", r"^/api/images/generations$")
+
+    # --- state -----------------------------------------------------------------------------
+
+    def _new(self, model: str, user: str, body: Any, is_async: bool) -> dict[str, Any]:
+        with self._state_lock:
+            n = next(self._ids)
+        gen_id = f"img_sim{n:06d}"
+        count = 1
+        inner = body.get("input", body) if isinstance(body, dict) else {}
+        if isinstance(inner, dict):
+            try:
+                count = max(1, min(4, int(inner.get("num_outputs", 1))))
+            except (TypeError, ValueError):
+                count = 1
+        gen = {
+            "id": gen_id,
+            "model": model,
+            "user": user,
+            "body": body,
+            "async": is_async,
+            "created": time.time(),
+            "duration": self.job_duration,
+            "fail_reason": self.fail_reason,
+            "count": count,
+        }
+        self.generations[gen_id] = gen
+        return gen
+
+    def _status(self, gen: dict[str, Any]) -> str:
+        elapsed = time.time() - gen["created"]
+        if elapsed < gen["duration"] * 0.3:
+            return "pending"
+        if elapsed < gen["duration"]:
+            return "processing"
+        return "failed" if gen["fail_reason"] else "completed"
+
+    def _sign(self, gen_id: str, n: int, expires: int) -> str:
+        return hashlib.sha256(f"{gen_id}/{n}/{expires}/sim-secret".encode()).hexdigest()[:16]
+
+    def _url(self, gen_id: str, n: int) -> str:
+        expires = int(time.time() + self.url_ttl)
+        sig = self._sign(gen_id, n, expires)
+        return f"{self.url}/r2/{gen_id}/{n}?X-Amz-Expires={expires}&X-Amz-Signature={sig}"
+
+    def _object(self, gen: dict[str, Any]) -> dict[str, Any]:
+        status = self._status(gen)
+        obj = {
+            "id": gen["id"],
+            "modelId": "mod_" + hashlib.sha1(gen["model"].encode()).hexdigest()[:12],
+            "clusterId": "mod_" + hashlib.sha1(gen["model"].encode()).hexdigest()[:12],
+            "serverId": "srv_sim01",
+            "user": gen["user"],
+            "status": status,
+            "reason": gen["fail_reason"] if status == "failed" else "",
+            "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(gen["created"])),
+            "requestBody": base64.b64encode(json.dumps(gen["body"]).encode()).decode(),
+            "outputImages": [],
+            "outputs": [],
+        }
+        if status == "completed":
+            obj["outputImages"] = [
+                {
+                    "id": f"ima_{gen['id'][4:]}_{n}",
+                    "projectId": "pro_sim",
+                    "imageGenerationId": gen["id"],
+                    "url": self._url(gen["id"], n),
+                }
+                for n in range(gen["count"])
+            ]
+            obj["outputs"] = [{"url": self._url(gen["id"], 0)}]
+        return obj
+
+    def _used(self, user: str, model: str, since: float) -> int:
+        return sum(
+            1 for g in list(self.generations.values())
+            if g["user"] == user and g["model"] == model and g["created"] >= since
+        )
+
+    def _remaining(self, user: str, model: str) -> dict[str, int] | None:
+        if self.daily_limit is None and self.monthly_limit is None:
+            return None
+        now = time.time()
+        day = (self.daily_limit or 10**9) - self._used(user, model, now - 86400)
+        month = (self.monthly_limit or 10**9) - self._used(user, model, now - 30 * 86400)
+        return {"remaining": max(0, day), "remainingThisMonth": max(0, month)}
+
+    # --- routes ----------------------------------------------------------------------------
+
+    def create(self, request: Request) -> Response:
+        model = request.header("x-model") or request.header("x-cluster") or request.query.get(
+            "model"
+        ) or request.query.get("cluster", "")
+        user = request.header("x-user") or request.query.get("user", "")
+        if not model:
+            return Response(400, {"error": "model is required (X-Model header or ?model=)"})
+        body = request.json
+        if body is None and request.body:
+            return Response(400, {"error": "body is not valid JSON"})
+        if self.daily_limit is not None or self.monthly_limit is not None:
+            if not user:
+                return Response(400, {"error": "X-User header is required when limits are enabled"})
+            left = self._remaining(user, model)
+            if left and (left["remaining"] <= 0 or left["remainingThisMonth"] <= 0):
+                return Response(429, {"error": "user generation limit exceeded",
+                                      "message": f"Daily limit reached for user {user}"})
+        is_async = request.header("x-async", "false").lower() == "true"
+        gen = self._new(model, user, body, is_async)
+        if not is_async and gen["duration"]:
+            time.sleep(gen["duration"])  # sync mode holds the request until done
+        return Response(200, self._object(gen))
+
+    def list(self, request: Request) -> Response:
+        q = request.query
+        model = q.get("model") or q.get("cluster") or ""
+        items = sorted(self.generations.values(), key=lambda g: (-g["created"], g["id"]))
+        items = [
+            g for g in items
+            if (not model or g["model"] == model)
+            and (not q.get("user") or g["user"] == q["user"])
+            and (not q.get("id") or g["id"] == q["id"])
+        ]
+        objects = [self._object(g) for g in items]
+        if q.get("status"):
+            objects = [o for o in objects if o["status"] == q["status"]]
+        try:
+            size = max(1, min(200, int(q.get("pageSize") or 20)))
+        except ValueError:
+            return Response(400, {"error": "pageSize must be a number"})
+        try:
+            start = int(base64.urlsafe_b64decode(q["pageToken"]).decode()) if q.get("pageToken") else 0
+        except (ValueError, UnicodeDecodeError):
+            return Response(400, {"error": "invalid pageToken"})
+        page = objects[start:start + size]
+        token = lambda offset: base64.urlsafe_b64encode(str(offset).encode()).decode()  # noqa: E731
+        return Response(200, {
+            "results": page,
+            "pagination": {
+                "pageSize": size,
+                "nextPageToken": token(start + size) if start + size < len(objects) else "",
+                "previousPageToken": token(max(0, start - size)) if start else "",
+            },
+        })
+
+    def get_one(self, request: Request) -> Response:
+        gen = self.generations.get(request.match["id"])
+        if gen is None:
+            return Response(404, {"error": "generation not found"})
+        return Response(200, self._object(gen))
+
+    def remaining(self, request: Request) -> Response:
+        left = self._remaining(request.query.get("user", ""),
+                               request.query.get("model") or request.query.get("cluster", ""))
+        if left is None:
+            return Response(404, {"error": "no limits configured for this model"})
+        return Response(200, left)
+
+    def output(self, request: Request) -> Response:
+        gen = self.generations.get(request.match["id"])
+        n = int(request.match["n"])
+        try:
+            expires = int(request.query.get("X-Amz-Expires", "0"))
+        except ValueError:
+            expires = 0
+        if gen is None or request.query.get("X-Amz-Signature") != self._sign(gen["id"], n, expires):
+            return Response(403, "<Error><Code>SignatureDoesNotMatch</Code></Error>",
+                            content_type="application/xml")
+        if self.expire_urls or time.time() > expires:
+            return Response(403, "<Error><Code>AccessDenied</Code><Message>Request has expired"
+                                 "</Message></Error>", content_type="application/xml")
+        image = png_bytes(64, 48, colour=(40 + n * 60 % 200, 120, 200))
+        if self.output_mode == "json":
+            data_uri = "data:image/png;base64," + base64.b64encode(image).decode()
+            return Response(200, {"image": data_uri})
+        return Response(200, image, content_type="image/png")
