@@ -51,6 +51,22 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    """Wait until every process of the group (pool children too) has exited, so none holds a
+    connection to the test database when pytest-django drops it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class Worker:
     """`celery worker` as a child process; stopped (or killed) by the test."""
 
@@ -90,6 +106,8 @@ class Worker:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.proc:
+            _wait_group_gone(self.proc.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
