@@ -7,6 +7,7 @@ owner-checked view; files are never served from a public folder.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -25,27 +26,52 @@ def _uses_presigned_urls() -> bool:
 
 
 def presign_lifetime() -> int:
+    """Seconds a presigned URL lives: AWS_QUERYSTRING_EXPIRE from the environment (default 1 h)."""
     return int(getattr(settings, "AWS_QUERYSTRING_EXPIRE", 3600))
 
 
-def _cache_key(name: str) -> str:
-    return f"presign:{presign_lifetime()}:{name}"
+def cache_timeout(lifetime: int) -> int:
+    """How long a URL may be handed out again: until SAFETY_MARGIN before it expires."""
+    if lifetime > SAFETY_MARGIN * 2:
+        return lifetime - SAFETY_MARGIN
+    return max(1, lifetime // 2)
+
+
+def _cache_key(name: str, lifetime: int) -> str:
+    # The bucket and endpoint are part of the key: a URL for another bucket is never reused.
+    where = f"{getattr(default_storage, 'endpoint_url', '')}|{getattr(default_storage, 'bucket_name', '')}"
+    digest = hashlib.sha256(f"{where}|{name}".encode()).hexdigest()[:32]
+    return f"presign:{lifetime}:{digest}"
 
 
 def presigned_urls(names: Iterable[str]) -> dict[str, str]:
     """Presigned URLs for object keys, from the cache where possible (one round trip)."""
-    names = [n for n in names if n]
-    keys = {_cache_key(n): n for n in names}
+    names = list(dict.fromkeys(n for n in names if n))
+    lifetime = presign_lifetime()
+    keys = {_cache_key(n, lifetime): n for n in names}
     cached = cache.get_many(list(keys))
     urls = {keys[k]: v for k, v in cached.items()}
     missing = [n for n in names if n not in urls]
     if missing:
-        lifetime = presign_lifetime()
-        fresh = {n: default_storage.url(n) for n in missing}
-        timeout = max(1, lifetime - SAFETY_MARGIN) if lifetime > SAFETY_MARGIN * 2 else lifetime // 2
-        cache.set_many({_cache_key(n): u for n, u in fresh.items()}, timeout=timeout)
+        fresh = {n: default_storage.url(n, expire=lifetime) for n in missing}
+        cache.set_many(
+            {_cache_key(n, lifetime): u for n, u in fresh.items()}, timeout=cache_timeout(lifetime)
+        )
         urls.update(fresh)
     return urls
+
+
+def presigned_download_url(image: OutputImage) -> str:
+    """A short-lived URL that makes the bucket answer with Content-Disposition: attachment."""
+    disposition = f'attachment; filename="{image.download_name}"'
+    return default_storage.url(
+        image.file.name,
+        parameters={
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": image.content_type or "application/octet-stream",
+        },
+        expire=min(presign_lifetime(), 600),
+    )
 
 
 def local_url(image: OutputImage, kind: str) -> str:

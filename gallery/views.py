@@ -6,12 +6,26 @@ import mimetypes
 
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.db.models import Q
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery.forms import GalleryFilterForm, make_cursor
-from gallery.images import attach_image_urls
+from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
+from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
+from generator import actions
 from generator.models import Generation, OutputImage
 
 
@@ -31,36 +45,181 @@ def gallery(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
     data = form.cleaned_data
-    base = Generation.objects.for_user(request.user)
-    qs = base.for_model(data["model"]).with_status(data["status"] or None)
+    base = form.filter_without_status(Generation.objects.for_user(request.user))
+    qs = base.with_status(data["status"] or None)
     if data["cursor"]:
-        qs = qs.after_cursor(*data["cursor"])
+        qs = form.after(qs, *data["cursor"][1:])
     size = data["page_size"]
     page = list(
-        qs.select_related("model").prefetch_related("images").newest_first()[: size + 1]
+        form.ordered(qs.select_related("model").prefetch_related("images"))[: size + 1]
     )
-    next_cursor = make_cursor(page[size - 1]) if len(page) > size else ""
+    next_cursor = make_cursor(page[size - 1], data["sort"]) if len(page) > size else ""
     page = page[:size]
     attach_image_urls(page)
     query = request.GET.copy()
     query.pop("cursor", None)
+    counts = base.status_counts()
+    counts[""] = sum(counts.values())
+    links = _status_links(request)
     context = {
         "form": form,
         "page": page,
         "next_cursor": next_cursor,
         "base_query": query.urlencode(),
+        "filter_query": _filter_query(request),
         "is_first_page": not data["cursor"],
-        "filtered": bool(data["model"] or data["status"]),
+        "filtered": form.is_filtered,
+        "status_counts": [
+            {"value": value, "label": label, "count": counts.get(value, 0),
+             "query": links[value], "current": data["status"] == value}
+            for value, label in [("", "All"), *Generation.Status.choices]
+        ],
     }
     return render(request, "gallery/list.html", context)
+
+
+def _filter_query(request: HttpRequest) -> str:
+    """The gallery filters of this request, to carry to a detail page and back."""
+    query = QueryDict(mutable=True)
+    for key in FILTER_KEYS:
+        value = request.GET.get(key)
+        if value:
+            query[key] = value
+    return query.urlencode()
+
+
+def _status_links(request: HttpRequest) -> dict[str, str]:
+    """`?…&status=x` for each status (and "" for any), keeping the other filters."""
+    links = {}
+    for value in ["", *Generation.Status.values]:
+        query = request.GET.copy()
+        query.pop("cursor", None)
+        query.pop("status", None)
+        if value:
+            query["status"] = value
+        links[value] = query.urlencode()
+    return links
+
+
+def _neighbours(request: HttpRequest, gen: Generation) -> dict:
+    """Previous/next generation within the gallery filter the user came from."""
+    form = GalleryFilterForm(request.GET)
+    if not form.is_valid():
+        return {}
+    qs = form.filter(Generation.objects.for_user(request.user)).only("public_id")
+    newer = form.before(qs, gen.created_at, gen.pk).first()
+    older = form.ordered(form.after(qs, gen.created_at, gen.pk)).first()
+    return {"prev_id": newer.public_id if newer else "", "next_id": older.public_id if older else ""}
+
+
+def variants_of(gen: Generation, limit: int = 24) -> list[Generation]:
+    """The other generations of this prompt by this user: re-runs, retries and repeats."""
+    root = gen
+    seen = {gen.pk}
+    while root.parent_id and root.parent_id not in seen:  # climb the parent chain
+        seen.add(root.parent_id)
+        parent = Generation.objects.filter(pk=root.parent_id, user=gen.user).first()
+        if parent is None:
+            break
+        root = parent
+    family = Generation.objects.for_user(gen.user).filter(
+        Q(prompt=gen.prompt) | Q(parent=root) | Q(pk=root.pk) | Q(parent__parent=root)
+    )
+    return list(
+        family.exclude(pk=gen.pk)
+        .select_related("model")
+        .prefetch_related("images")
+        .newest_first()[:limit]
+    )
 
 
 @login_required
 @require_GET
 def detail(request: HttpRequest, public_id: str) -> HttpResponse:
     gen = get_generation_for_user(request, public_id)
-    attach_image_urls([gen])
-    return render(request, "gallery/detail.html", {"gen": gen})
+    variants = variants_of(gen)
+    attach_image_urls([gen, *variants])
+    context = {
+        "gen": gen,
+        "variants": variants,
+        "filter_query": _filter_query(request),
+        "input_url": input_image_url(gen),
+        **_neighbours(request, gen),
+    }
+    return render(request, "gallery/detail.html", context)
+
+
+def _back(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+@login_required
+@require_POST
+def star(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Toggle the star (or set it with `favorite=1|0`); owner only."""
+    gen = get_generation_for_user(request, public_id)
+    wanted = request.POST.get("favorite")
+    favorite = (not gen.favorite) if wanted not in ("0", "1") else wanted == "1"
+    Generation.objects.filter(pk=gen.pk).update(favorite=favorite)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return JsonResponse({"favorite": favorite})
+    return redirect(_back(request, reverse("gallery:detail", args=[gen.public_id])))
+
+
+def _rerun(request: HttpRequest, public_id: str, *, new_seed: bool) -> HttpResponse:
+    gen = get_generation_for_user(request, public_id)
+    try:
+        new = actions.rerun(gen, new_seed=new_seed)
+    except actions.RerunRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("gallery:detail", args=[gen.public_id]))
+    messages.success(request, "Re-run queued." if new_seed else "Retry queued.")
+    return redirect(f"{reverse('generator:home')}?new={new.public_id}")
+
+
+@login_required
+@require_POST
+def rerun(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Same settings, a new seed: a variant to compare with the original."""
+    return _rerun(request, public_id, new_seed=True)
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Same settings and seed, for a generation that failed or was canceled."""
+    return _rerun(request, public_id, new_seed=False)
+
+
+def input_image_url(gen: Generation) -> str:
+    if not gen.input_image:
+        return ""
+    if settings.STORAGE_BACKEND == "s3":
+        return presigned_urls([gen.input_image.name]).get(gen.input_image.name, "")
+    return reverse("gallery:input_image", args=[gen.public_id])
+
+
+@login_required
+@require_GET
+def input_image(request: HttpRequest, public_id: str) -> FileResponse:
+    """The uploaded input image (local storage), for its owner only."""
+    gen = get_generation_for_user(request, public_id)
+    if not gen.input_image:
+        raise Http404
+    try:
+        handle = default_storage.open(gen.input_image.name, "rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    response = FileResponse(
+        handle, content_type=mimetypes.guess_type(gen.input_image.name)[0] or "image/png"
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 @login_required
@@ -86,4 +245,47 @@ def image_file(request: HttpRequest, public_id: str, index: int, kind: str) -> F
         filename=image.download_name if kind == "download" else None,
     )
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, public_id: str) -> HttpResponse:
+    """GET asks for confirmation; POST deletes the generation and its stored images."""
+    gen = get_generation_for_user(request, public_id)
+    if request.method == "GET":
+        attach_image_urls([gen])
+        return render(request, "gallery/delete.html", {"gen": gen})
+    if not gen.is_final:
+        # Stop the pipeline first, so no worker stores images for a row that is going away.
+        gen.cancel("Deleted by its owner.")
+    gen.delete()  # the OutputImage post_delete receiver removes the objects from storage
+    messages.success(request, "The generation and its images were deleted.")
+    return redirect("gallery:list")
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, public_id: str, index: int) -> HttpResponse:
+    """The original file as an attachment with a readable filename, for its owner only."""
+    gen = get_generation_for_user(request, public_id)
+    image = next((img for img in gen.images.all() if img.index == index), None)
+    if image is None or not image.file:
+        raise Http404
+    if settings.STORAGE_BACKEND == "s3":
+        # The bucket serves the bytes; the signed URL makes it answer as an attachment.
+        response = HttpResponseRedirect(presigned_download_url(image))
+        response["Cache-Control"] = "no-store"
+        return response
+    try:
+        handle = default_storage.open(image.file.name, "rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    response = FileResponse(
+        handle,
+        content_type=image.content_type or "application/octet-stream",
+        as_attachment=True,
+        filename=image.download_name,
+    )
+    response["Cache-Control"] = "private, no-store"
     return response

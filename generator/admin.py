@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from generator.models import AIModel, Generation, OutputImage
+from generator import admin_views
+from generator.models import AIModel, Generation, OutputImage, UsageEntry, UserLimit
 from generator.providers import provider_choices
 
 
@@ -76,13 +77,24 @@ class GenerationAdmin(admin.ModelAdmin):
         "short_prompt",
         "created_at",
         "duration",
+        "provider",
+        "provider_job_id",
+        "tag_sent",
+        "timings",
     )
-    list_filter = ("status", "model", "provider", "created_at")
+    list_filter = (
+        "status",
+        "model",
+        "provider",
+        ("user", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    )
     search_fields = ("prompt", "public_id", "user__email", "provider_job_id")
     list_select_related = ("user", "model")
     raw_id_fields = ("user", "parent")
     date_hierarchy = "created_at"
     inlines = (OutputImageInline,)
+    actions = ("delete_with_files", "retry_selected", "cancel_selected")
     readonly_fields = (
         "public_id",
         "provider",
@@ -105,6 +117,63 @@ class GenerationAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("images")
 
+    def get_urls(self):
+        site = self.admin_site
+        return [
+            path(
+                "failures/",
+                site.admin_view(lambda request: admin_views.failures(request, site)),
+                name="generator_generation_failures",
+            ),
+            path(
+                "dashboard/",
+                site.admin_view(lambda request: admin_views.dashboard(request, site)),
+                name="generator_generation_dashboard",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Retry selected generations (a new attempt, counted again)")
+    def retry_selected(self, request, queryset):
+        made = [admin_views.staff_retry(gen) for gen in queryset.select_related("model", "user")]
+        self.message_user(
+            request,
+            f"Retried {len(made)} generation(s): " + ", ".join(g.public_id for g in made),
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Cancel selected generations (queued or running)")
+    def cancel_selected(self, request, queryset):
+        canceled = sum(admin_views.staff_cancel(gen) for gen in queryset)
+        skipped = queryset.count() - canceled
+        note = f" ({skipped} already finished, left as they were)" if skipped else ""
+        self.message_user(request, f"Canceled {canceled} generation(s){note}.", messages.SUCCESS)
+
+    @admin.display(description="Timings")
+    def timings(self, obj):
+        def secs(delta):
+            return f"{delta.total_seconds():.1f} s" if delta is not None else "—"
+
+        return f"wait {secs(obj.wait_time)} · run {secs(obj.duration)}"
+
+    @admin.action(
+        description="Delete selected generations and their stored files",
+        permissions=("delete",),
+    )
+    def delete_with_files(self, request, queryset):
+        generations = list(queryset.prefetch_related("images"))
+        files = sum(2 if img.thumbnail else 1 for gen in generations for img in gen.images.all())
+        for gen in generations:
+            if not gen.is_final:
+                gen.cancel("Deleted by staff.")
+        # The OutputImage post_delete receiver removes every object once this commits.
+        deleted = queryset.filter(pk__in=[g.pk for g in generations]).delete()[1].get(
+            "generator.Generation", 0
+        )
+        self.message_user(
+            request, f"Deleted {deleted} generation(s) and {files} stored file(s).", messages.SUCCESS
+        )
+
     @admin.display(description="Prompt")
     def short_prompt(self, obj):
         return obj.prompt[:60] + ("…" if len(obj.prompt) > 60 else "")
@@ -126,3 +195,31 @@ class OutputImageAdmin(admin.ModelAdmin):
     @admin.display(description="Image")
     def preview(self, obj):
         return thumbnail_tag(obj, 48)
+
+
+@admin.register(UserLimit)
+class UserLimitAdmin(admin.ModelAdmin):
+    list_display = ("user", "model", "daily_image_limit", "monthly_image_limit", "max_running")
+    list_filter = ("model",)
+    search_fields = ("user__email",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(UsageEntry)
+class UsageEntryAdmin(admin.ModelAdmin):
+    """The ledger is written by the pipeline only; staff read it."""
+
+    list_display = ("created_at", "user", "model", "kind", "images", "generation", "reason")
+    list_filter = ("kind", "model", "created_at")
+    search_fields = ("user__email", "generation__public_id")
+    list_select_related = ("user", "model", "generation")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

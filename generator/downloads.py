@@ -42,7 +42,24 @@ def _addresses(host: str) -> list[ipaddress._BaseAddress]:
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+)
+
+
+def _unmapped(address: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
+    # ::ffff:169.254.169.254 reaches the same host as 169.254.169.254.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_metadata(address: ipaddress._BaseAddress) -> bool:
+    return _unmapped(address) in METADATA_ADDRESSES
+
+
 def _is_private(address: ipaddress._BaseAddress) -> bool:
+    address = _unmapped(address)
     return (
         address.is_private
         or address.is_loopback
@@ -50,7 +67,7 @@ def _is_private(address: ipaddress._BaseAddress) -> bool:
         or address.is_reserved
         or address.is_multicast
         or address.is_unspecified
-        or str(address) == "169.254.169.254"
+        or _is_metadata(address)
     )
 
 
@@ -63,17 +80,40 @@ def host_is_private(host: str | None) -> bool:
         return False
 
 
-def check_url(url: httpx.URL, allow_private: bool) -> None:
+def check_url(url: httpx.URL, allow_private: bool) -> ipaddress._BaseAddress:
+    """Refuse what must not be fetched; return the checked address to connect to."""
     if url.scheme not in ("http", "https"):
         raise DownloadError(f"Refused to download from a {url.scheme!r} URL.")
     if not url.host:
         raise DownloadError("Refused to download from a URL without a host.")
     addresses = _addresses(url.host)
-    metadata = any(str(a) in ("169.254.169.254", "fd00:ec2::254") for a in addresses)
-    if metadata or (not allow_private and any(_is_private(a) for a in addresses)):
+    if any(_is_metadata(a) for a in addresses):
+        # Cloud metadata endpoints are refused even for providers on private addresses.
+        raise DownloadError(
+            f"Refused to download the image from {url.host}: it is a cloud metadata address."
+        )
+    if not allow_private and any(_is_private(a) for a in addresses):
         raise DownloadError(
             f"Refused to download the image from {url.host}: it is a private or internal address."
         )
+    return addresses[0]
+
+
+def _pinned(url: httpx.URL, address: ipaddress._BaseAddress) -> tuple[httpx.URL, dict, dict]:
+    """Connect to the address that was checked, not to whatever a second DNS lookup says.
+
+    The Host header and the TLS server name stay the original host name, so virtual hosting
+    and certificate checks work as before (DNS-rebinding defence).
+    """
+    try:
+        ipaddress.ip_address(url.host.strip("[]"))
+        return url, {}, {}  # already a literal address
+    except ValueError:
+        pass
+    host = f"[{address}]" if address.version == 6 else str(address)
+    headers = {"Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=host.strip("[]")), headers, extensions
 
 
 def download(
@@ -94,11 +134,16 @@ def download(
         transport=transport,
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, allow_private)
+            address = check_url(current, allow_private)
+            target, host_header, extensions = _pinned(current, address)
             try:
-                with client.stream("GET", current) as response:
+                with client.stream(
+                    "GET", target, headers=host_header, extensions=extensions
+                ) as response:
                     if response.is_redirect:
                         location = response.headers.get("Location", "")
+                        if not location:
+                            raise DownloadError("The image URL redirected without a Location.")
                         current = current.join(location)
                         continue
                     if response.status_code >= 400:

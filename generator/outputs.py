@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generator.downloads import DownloadError, download
@@ -36,6 +36,7 @@ class CheckedImage:
     width: int
     height: int
     provider_url: str = ""
+    thumbnail: bytes = b""
 
 
 def decode_data_uri(value: str) -> bytes:
@@ -109,7 +110,7 @@ def make_thumbnail(data: bytes, size: int | None = None) -> bytes:
 
 
 def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
-    provider_url = ""
+    provider_url = served_as = ""
     if output.data is not None:
         data = output.data
     elif output.url and output.url.startswith("data:"):
@@ -118,47 +119,79 @@ def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
         provider_url = output.url
         got = download(output.url, allow_private=provider.download_allows_private())
         data = got.data
+        served_as = got.content_type
         if got.content_type.startswith("application/json") or data[:1] in (b"{", b"["):
             data = unwrap_json_output(data) or data
     else:
         raise InvalidImage("The provider reported an output without data or a URL.")
-    content_type, width, height = check_image(data)
-    return CheckedImage(data, content_type, width, height, provider_url)
+    try:
+        content_type, width, height = check_image(data)
+    except InvalidImage as exc:
+        if served_as and "not an image" in exc.message:
+            raise InvalidImage(f"The provider's output is not an image (it was {served_as}).") from None
+        raise
+    try:
+        # Decodes every pixel, so a truncated file that passed verify() is caught here.
+        thumbnail = make_thumbnail(data)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage("The image has too many pixels (decompression bomb refused).") from None
+    except Exception as exc:
+        raise InvalidImage(
+            f"The provider's output is a damaged image ({type(exc).__name__})."
+        ) from None
+    return CheckedImage(data, content_type, width, height, provider_url, thumbnail)
 
 
 def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provider) -> int:
-    """Download and check every output first, then store them all: a bad one stores nothing."""
+    """Download and check every output first, then store them all: a bad one stores nothing.
+
+    Files are written before the rows; if anything fails after that (storage error, another
+    worker that stored the same generation meanwhile, the generation deleted meanwhile) every
+    file this call wrote is removed again, so storage never keeps an object without a row.
+    """
     if not outputs:
         raise InvalidImage("The provider finished without returning any image.")
     checked = [fetch(output, provider) for output in outputs]
     existing = set(gen.images.values_list("index", flat=True))
-    stored = 0
-    for index, image in enumerate(checked):
-        if index in existing:  # a redelivered task never stores an image twice
-            continue
-        ext = image.content_type.split("/")[1].replace("jpeg", "jpg")
-        thumb = make_thumbnail(image.data)
-        row = OutputImage(
-            generation=gen,
-            index=index,
-            width=image.width,
-            height=image.height,
-            bytes=len(image.data),
-            content_type=image.content_type,
-            thumbnail_bytes=len(thumb),
-            sha256=hashlib.sha256(image.data).hexdigest(),
-            provider_url=image.provider_url,
-        )
-        row.file.save(f"{index}.{ext}", ContentFile(image.data), save=False)
-        row.thumbnail.save(f"{index}_thumb.webp", ContentFile(thumb), save=False)
-        try:
-            with transaction.atomic():
+    rows: list[OutputImage] = []
+    try:
+        for index, image in enumerate(checked):
+            if index in existing:  # a redelivered task never stores an image twice
+                continue
+            ext = image.content_type.split("/")[1].replace("jpeg", "jpg")
+            row = OutputImage(
+                generation=gen,
+                index=index,
+                width=image.width,
+                height=image.height,
+                bytes=len(image.data),
+                content_type=image.content_type,
+                thumbnail_bytes=len(image.thumbnail),
+                sha256=hashlib.sha256(image.data).hexdigest(),
+                provider_url=image.provider_url,
+            )
+            rows.append(row)
+            row.file.save(f"{index}.{ext}", ContentFile(image.data), save=False)
+            row.thumbnail.save(f"{index}_thumb.webp", ContentFile(image.thumbnail), save=False)
+        with transaction.atomic():
+            for row in rows:
                 row.save()
-            stored += 1
-        except Exception:
-            # Another worker stored this index meanwhile: drop our copies, keep theirs.
-            row.file.delete(save=False)
-            row.thumbnail.delete(save=False)
-            if not OutputImage.objects.filter(generation=gen, index=index).exists():
-                raise
-    return stored
+    except IntegrityError:
+        _remove_files(rows)
+        if not Generation.objects.filter(pk=gen.pk).exists():
+            logger.info("Generation %s was deleted while its images were stored", gen.public_id)
+            return 0
+        stored = set(gen.images.values_list("index", flat=True))
+        if stored >= set(range(len(checked))):
+            return 0  # another worker stored them all meanwhile: keep theirs
+        raise
+    except BaseException:
+        _remove_files(rows)
+        raise
+    return len(rows)
+
+
+def _remove_files(rows: list[OutputImage]) -> None:
+    from generator.storage import delete_files
+
+    delete_files([name for row in rows for name in (row.file.name, row.thumbnail.name) if name])
