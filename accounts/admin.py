@@ -1,8 +1,42 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
+
+from generator.admin_views import deactivate_users, user_usage_summary
+from generator.models import Generation, UserLimit
 
 from .models import User
+
+
+class UserLimitInline(admin.TabularInline):
+    model = UserLimit
+    extra = 0
+    fields = ("model", "daily_image_limit", "monthly_image_limit", "max_running", "note")
+    verbose_name = "limit override"
+    verbose_name_plural = "Limit overrides (blank = the model's default; no model = all models)"
+
+
+class LastGenerationsInline(admin.TabularInline):
+    model = Generation
+    fk_name = "user"
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("public_id", "model", "status", "num_images", "created_at", "error")
+    readonly_fields = fields
+    verbose_name_plural = "Last generations"
+
+    def get_queryset(self, request):
+        # The newest few only; a user's full history is the Generation list filtered by user.
+        qs = super().get_queryset(request).select_related("model")
+        ids = list(qs.order_by("-created_at", "-id").values_list("id", flat=True)[:10])
+        return qs.filter(id__in=ids).order_by("-created_at", "-id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class UserAddForm(UserCreationForm):
@@ -18,13 +52,38 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_active", "is_staff", "priority")
     search_fields = ("email", "public_id", "username")
     ordering = ("-date_joined",)
-    readonly_fields = ("public_id", "last_login", "date_joined")
+    readonly_fields = ("public_id", "last_login", "date_joined", "usage_now")
+    inlines = (UserLimitInline, LastGenerationsInline)
+    actions = ("deactivate",)
     fieldsets = (
         (None, {"fields": ("email", "username", "password", "public_id")}),
-        ("Generation", {"fields": ("priority",)}),
+        ("Generation", {"fields": ("priority", "usage_now")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),
     )
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else ()
+
+    @admin.display(description="Usage now")
+    def usage_now(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        rows = [(a.model.name, a.summary()) for a in user_usage_summary(obj)]
+        if not rows:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"), "<strong>{}</strong>: {}", rows
+        )
+
+    @admin.action(description="Deactivate selected users and cancel their queued generations")
+    def deactivate(self, request, queryset):
+        users, canceled = deactivate_users(queryset.exclude(pk=request.user.pk))
+        self.message_user(
+            request,
+            f"Deactivated {users} user(s); canceled {canceled} queued or running generation(s).",
+            messages.SUCCESS,
+        )

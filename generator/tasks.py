@@ -85,6 +85,8 @@ def _submit_failed(gen: Generation, exc: ProviderError) -> None:
 
 def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
     if isinstance(result, Done):
+        if not Generation.objects.filter(pk=gen.pk, status=Generation.Status.RUNNING).exists():
+            return  # canceled while the provider worked: keep nothing, change nothing
         try:
             store_outputs(gen, result.images, provider)
         except ProviderError as exc:

@@ -1,0 +1,258 @@
+"""The staff console's own pages and operations (wired into the admin by GenerationAdmin).
+
+- staff_retry / staff_cancel: what the admin actions do, usable from anywhere.
+- failures: failed generations across all users, grouped by provider and reason.
+- dashboard: generations per day (30 days) by status and by model as server-rendered SVG,
+  totals per user, and each provider's success rate and median latency over the last 24 h.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import defaultdict
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from generator import actions, limits
+from generator.models import Generation
+from generator.providers import get_provider
+from generator.providers.base import ProviderError
+
+logger = logging.getLogger(__name__)
+
+STATUS_COLORS = {
+    "completed": "#2f7d4a",
+    "failed": "#b3382c",
+    "canceled": "#8a8a8a",
+    "running": "#d08a1e",
+    "queued": "#4a6fa5",
+}
+MODEL_PALETTE = ["#4a6fa5", "#2f7d4a", "#b3382c", "#d08a1e", "#7a4fa0", "#2a8f8f", "#a5664a"]
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+def staff_retry(gen: Generation) -> Generation:
+    """A new generation with the same settings, parent=gen, charged again and dispatched.
+
+    Staff decide to retry, so the user's limits are not enforced, but the new attempt is
+    counted in the ledger like any other.
+    """
+    data = {
+        "model": gen.model,
+        "prompt": gen.prompt,
+        "negative_prompt": gen.negative_prompt,
+        "options": dict(gen.options or {}),
+        "seed": gen.seed,
+        "num_images": gen.num_images,
+    }
+    new, _ = actions.submit(gen.user, data, parent=gen, enforce_limits=False)
+    if gen.input_image:
+        # A copy, so deleting one generation never breaks the other.
+        with gen.input_image.open("rb") as handle:
+            new.input_image.save(
+                gen.input_image.name.rsplit("/", 1)[-1], ContentFile(handle.read()), save=False
+            )
+        Generation.objects.filter(pk=new.pk).update(input_image=new.input_image.name)
+    return new
+
+
+def staff_cancel(gen: Generation, reason: str = "Canceled by staff.") -> bool:
+    """queued/running → canceled (refunded), and ask the provider to stop where it can."""
+    if not gen.cancel(reason):
+        return False
+    if gen.provider_job_id:
+        try:
+            provider = get_provider(gen.provider)
+        except KeyError:
+            return True
+        if provider.supports_cancel:
+            try:
+                provider.cancel(gen)
+            except ProviderError as exc:
+                logger.info("Provider cancel of %s failed: %s", gen.public_id, exc.message)
+    return True
+
+
+def cancel_queued_for_user(user, reason: str) -> int:
+    """Cancel a user's queued and running generations (used when staff deactivate them)."""
+    n = 0
+    for gen in Generation.objects.for_user(user).active().select_related("model"):
+        n += staff_cancel(gen, reason)
+    return n
+
+
+# --- failures view -------------------------------------------------------------------
+
+
+def failures(request: HttpRequest, admin_site) -> HttpResponse:
+    """Failed generations across all users, grouped by (provider, reason), newest group first."""
+    since_days = 30
+    since = timezone.now() - timedelta(days=since_days)
+    failed = Generation.objects.filter(status=Generation.Status.FAILED, created_at__gte=since)
+    groups = list(
+        failed.values("provider", "error")
+        .annotate(n=Count("id"), users=Count("user", distinct=True), last=Max("finished_at"))
+        .order_by("-last", "provider")[:200]
+    )
+    recent = {}
+    for g in groups:
+        recent[(g["provider"], g["error"])] = list(
+            failed.filter(provider=g["provider"], error=g["error"])
+            .select_related("user", "model")
+            .newest_first()[:5]
+        )
+    for g in groups:
+        g["examples"] = recent[(g["provider"], g["error"])]
+    context = {
+        **admin_site.each_context(request),
+        "title": "Failures",
+        "groups": groups,
+        "since_days": since_days,
+        "total": failed.count(),
+    }
+    return TemplateResponse(request, "admin/generator/failures.html", context)
+
+
+# --- dashboard -----------------------------------------------------------------------
+
+
+def _days(n: int) -> list:
+    today = timezone.localdate()
+    return [today - timedelta(days=i) for i in range(n - 1, -1, -1)]
+
+
+def stacked_bars_svg(days: list, series: dict[str, dict], colors: dict[str, str]) -> dict:
+    """Geometry for a stacked bar chart: one bar per day, one segment per series key."""
+    width, height, pad_left, pad_bottom = 720, 220, 36, 22
+    plot_h = height - pad_bottom - 8
+    totals = [sum(series[k].get(d, 0) for k in series) for d in days]
+    peak = max(totals + [1])
+    bar_w = (width - pad_left) / max(len(days), 1)
+    bars = []
+    for i, day in enumerate(days):
+        y = height - pad_bottom
+        x = pad_left + i * bar_w
+        for key in series:
+            n = series[key].get(day, 0)
+            if not n:
+                continue
+            h = plot_h * n / peak
+            y -= h
+            bars.append({
+                "x": round(x + 1, 1), "y": round(y, 1), "w": round(bar_w - 2, 1),
+                "h": round(h, 1), "color": colors[key], "title": f"{day:%d %b}: {n} {key}",
+            })
+    labels = [
+        {"x": round(pad_left + i * bar_w + bar_w / 2, 1), "text": f"{d:%d %b}"}
+        for i, d in enumerate(days) if i % 5 == 0 or i == len(days) - 1
+    ]
+    return {
+        "width": width, "height": height, "bars": bars, "labels": labels, "peak": peak,
+        "baseline": height - pad_bottom, "left": pad_left,
+        "legend": [{"name": k, "color": colors[k]} for k in series],
+    }
+
+
+def dashboard_data(now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    days = _days(30)
+    tz = timezone.get_current_timezone()
+    start = datetime.combine(days[0], time(), tzinfo=tz)
+    recent = Generation.objects.filter(created_at__gte=start)
+
+    by_status: dict[str, dict] = {s: {} for s in Generation.Status.values}
+    by_model: dict[str, dict] = defaultdict(dict)
+    rows = (
+        recent.annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day", "status", "model__name")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        by_status[row["status"]][row["day"]] = by_status[row["status"]].get(row["day"], 0) + row["n"]
+        by_model[row["model__name"]][row["day"]] = (
+            by_model[row["model__name"]].get(row["day"], 0) + row["n"]
+        )
+    by_status = {k: v for k, v in by_status.items() if v} or {"completed": {}}
+    model_colors = {
+        name: MODEL_PALETTE[i % len(MODEL_PALETTE)] for i, name in enumerate(sorted(by_model))
+    }
+
+    per_user = list(
+        recent.values("user__email", "user_id")
+        .annotate(
+            total=Count("id"),
+            completed=Count("id", filter=Q(status=Generation.Status.COMPLETED)),
+            failed=Count("id", filter=Q(status=Generation.Status.FAILED)),
+            images=Sum("num_images", filter=Q(status=Generation.Status.COMPLETED), default=0),
+        )
+        .order_by("-total")[:50]
+    )
+
+    day_ago = now - timedelta(hours=24)
+    providers = []
+    finished = Generation.objects.filter(finished_at__gte=day_ago)
+    for row in (
+        finished.values("provider")
+        .annotate(
+            done=Count("id", filter=Q(status=Generation.Status.COMPLETED)),
+            failed=Count("id", filter=Q(status=Generation.Status.FAILED)),
+            canceled=Count("id", filter=Q(status=Generation.Status.CANCELED)),
+        )
+        .order_by("provider")
+    ):
+        latencies = [
+            (f - s).total_seconds()
+            for s, f in finished.filter(
+                provider=row["provider"], status=Generation.Status.COMPLETED,
+                started_at__isnull=False,
+            ).values_list("started_at", "finished_at")[:10000]
+        ]
+        judged = row["done"] + row["failed"]
+        providers.append({
+            **row,
+            "success_rate": (100.0 * row["done"] / judged) if judged else None,
+            "median_latency": statistics.median(latencies) if latencies else None,
+        })
+
+    return {
+        "status_chart": stacked_bars_svg(days, by_status, STATUS_COLORS),
+        "model_chart": stacked_bars_svg(days, dict(by_model), model_colors),
+        "per_user": per_user,
+        "providers": providers,
+        "total_30d": recent.count(),
+    }
+
+
+def dashboard(request: HttpRequest, admin_site) -> HttpResponse:
+    context = {**admin_site.each_context(request), "title": "Usage dashboard", **dashboard_data()}
+    return TemplateResponse(request, "admin/generator/dashboard.html", context)
+
+
+def user_usage_summary(user) -> list:
+    """Per model: limits, what is used and left now (for the user's admin page)."""
+    from generator.models import AIModel
+
+    model_ids = set(user.usage_entries.values_list("model_id", flat=True)) | set(
+        AIModel.objects.enabled().values_list("id", flat=True)
+    )
+    return [limits.allowance(user, m) for m in AIModel.objects.filter(id__in=model_ids)]
+
+
+def deactivate_users(queryset) -> tuple[int, int]:
+    users = list(queryset)
+    canceled = 0
+    for user in users:
+        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+        canceled += cancel_queued_for_user(user, "Canceled: the account was deactivated.")
+    return len(users), canceled
