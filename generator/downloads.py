@@ -177,4 +177,8 @@ def download(
 
 
 def _too_big(max_bytes: int) -> str:
-    return f"The image is larger than the {max_bytes // (1024 * 1024)} MB limit."
+    if max_bytes >= 1024 * 1024:
+        limit = f"{max_bytes / (1024 * 1024):g} MB"
+    else:
+        limit = f"{max_bytes} bytes"
+    return f"The image is larger than the {limit} limit (EASEL_MAX_DOWNLOAD_BYTES)."
