@@ -169,6 +169,28 @@ class GenerationQuerySet(models.QuerySet):
         """Keyset pagination: rows strictly after (created_at, pk) in newest-first order."""
         return self.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
 
+    def oldest_first(self):
+        return self.order_by("created_at", "id")
+
+    def before_cursor(self, created_at, pk: int):
+        """Keyset pagination: rows strictly after (created_at, pk) in oldest-first order."""
+        return self.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+
+    def search(self, text: str | None):
+        return self.filter(prompt__icontains=text) if text else self
+
+    def created_between(self, start=None, end=None):
+        """`start`/`end` are aware datetimes; `end` is exclusive."""
+        qs = self
+        if start is not None:
+            qs = qs.filter(created_at__gte=start)
+        if end is not None:
+            qs = qs.filter(created_at__lt=end)
+        return qs
+
+    def starred(self, only: bool = True):
+        return self.filter(favorite=True) if only else self
+
     def status_counts(self) -> dict[str, int]:
         counts = {status: 0 for status in Generation.Status.values}
         for row in self.order_by().values("status").annotate(n=models.Count("id")):
