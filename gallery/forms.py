@@ -1,26 +1,36 @@
+"""The gallery's GET filters: every value is validated here, so a bad URL is a 400, never a 500."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 
 from django import forms
 from django.conf import settings
 from django.core import signing
+from django.utils import timezone as djtz
 
 from generator.models import AIModel, Generation
 
 MAX_PAGE_SIZE = 200
+SORTS = [("newest", "Newest first"), ("oldest", "Oldest first")]
 _signer = signing.Signer(salt="gallery.cursor")
 
+# Filters that travel with a link to a detail page, so previous/next stays within them.
+FILTER_KEYS = ("model", "status", "q", "from", "to", "sort", "starred")
 
-def make_cursor(gen: Generation) -> str:
-    return _signer.sign(f"{int(gen.created_at.timestamp() * 1_000_000)}.{gen.pk}")
+
+def make_cursor(gen: Generation, sort: str = "newest") -> str:
+    """A signed keyset position; the sort is part of it, so it cannot be replayed the other way."""
+    return _signer.sign(f"{sort}.{int(gen.created_at.timestamp() * 1_000_000)}.{gen.pk}")
 
 
-def read_cursor(value: str) -> tuple[datetime, int]:
+def read_cursor(value: str) -> tuple[str, datetime, int]:
     raw = _signer.unsign(value)
-    micros, pk = raw.split(".")
+    sort, micros, pk = raw.split(".")
+    if sort not in dict(SORTS):
+        raise ValueError(sort)
     created = datetime.fromtimestamp(int(micros) / 1_000_000, tz=timezone.utc)
-    return created, int(pk)
+    return sort, created, int(pk)
 
 
 class GalleryFilterForm(forms.Form):
@@ -36,11 +46,51 @@ class GalleryFilterForm(forms.Form):
         required=False,
         error_messages={"invalid_choice": "%(value)s is not a status."},
     )
+    q = forms.CharField(
+        label="Search prompts",
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. fox"}),
+    )
+    sort = forms.ChoiceField(
+        choices=SORTS,
+        required=False,
+        error_messages={"invalid_choice": "Sort by newest or oldest, not %(value)s."},
+    )
+    starred = forms.ChoiceField(
+        label="Starred only",
+        choices=[("", "No"), ("1", "Yes")],
+        required=False,
+        error_messages={"invalid_choice": "Use starred=1 or leave it out."},
+    )
     page_size = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
     cursor = forms.CharField(required=False, max_length=200)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # `from` is a Python keyword, so these two are added by name.
+        date_widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        self.fields["from"] = forms.DateField(
+            label="From", required=False, widget=date_widget, input_formats=["%Y-%m-%d"],
+            error_messages={"invalid": "Dates look like 2025-01-31."},
+        )
+        self.fields["to"] = forms.DateField(
+            label="To", required=False, widget=date_widget, input_formats=["%Y-%m-%d"],
+            error_messages={"invalid": "Dates look like 2025-01-31."},
+        )
+        # Keep the visual order: model, status, search, dates, sort, starred.
+        order = ["model", "status", "q", "from", "to", "sort", "starred", "page_size", "cursor"]
+        self.order_fields(order)
+
     def clean_page_size(self) -> int:
         return self.cleaned_data.get("page_size") or settings.EASEL_GALLERY_PAGE_SIZE
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data.get("sort") or "newest"
+
+    def clean_starred(self) -> bool:
+        return self.cleaned_data.get("starred") == "1"
 
     def clean_cursor(self):
         value = self.cleaned_data.get("cursor")
@@ -50,3 +100,56 @@ class GalleryFilterForm(forms.Form):
             return read_cursor(value)
         except (signing.BadSignature, ValueError, OverflowError, OSError):
             raise forms.ValidationError("That page link is broken or was changed.") from None
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("from"), data.get("to")
+        if start and end and start > end:
+            self.add_error("to", "The end date is before the start date.")
+        cursor = data.get("cursor")
+        if cursor and "sort" in data and cursor[0] != data["sort"]:
+            self.add_error("cursor", "That page link belongs to another sort order.")
+        return data
+
+    # --- what the views need -------------------------------------------------------------
+
+    @property
+    def is_filtered(self) -> bool:
+        d = self.cleaned_data
+        return bool(d.get("model") or d.get("status") or d.get("q") or d.get("from")
+                    or d.get("to") or d.get("starred"))
+
+    def _bounds(self):
+        tz = djtz.get_current_timezone()
+        start, end = self.cleaned_data.get("from"), self.cleaned_data.get("to")
+        start_dt = datetime.combine(start, time.min, tzinfo=tz) if start else None
+        end_dt = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz) if end else None
+        return start_dt, end_dt
+
+    def filter_without_status(self, qs):
+        """Everything but the status: what the per-status counts are computed over."""
+        d = self.cleaned_data
+        return (
+            qs.for_model(d.get("model"))
+            .search(d.get("q"))
+            .created_between(*self._bounds())
+            .starred(d.get("starred", False))
+        )
+
+    def filter(self, qs):
+        return self.filter_without_status(qs).with_status(self.cleaned_data.get("status") or None)
+
+    def ordered(self, qs):
+        return qs.oldest_first() if self.cleaned_data["sort"] == "oldest" else qs.newest_first()
+
+    def after(self, qs, created_at, pk):
+        """Rows after a position in this form's sort order."""
+        if self.cleaned_data["sort"] == "oldest":
+            return qs.before_cursor(created_at, pk)
+        return qs.after_cursor(created_at, pk)
+
+    def before(self, qs, created_at, pk):
+        """Rows before a position in this form's sort order, nearest first."""
+        if self.cleaned_data["sort"] == "oldest":
+            return qs.after_cursor(created_at, pk).newest_first()
+        return qs.before_cursor(created_at, pk).oldest_first()

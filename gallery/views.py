@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
 from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
-from generator import actions
+from generator import actions, limits
 from generator.models import Generation, OutputImage
 
 
@@ -177,6 +177,9 @@ def _rerun(request: HttpRequest, public_id: str, *, new_seed: bool) -> HttpRespo
         new = actions.rerun(gen, new_seed=new_seed)
     except actions.RerunRefused as exc:
         messages.error(request, str(exc))
+        return redirect(reverse("gallery:detail", args=[gen.public_id]))
+    except limits.LimitExceeded as exc:
+        messages.error(request, exc.message)
         return redirect(reverse("gallery:detail", args=[gen.public_id]))
     messages.success(request, "Re-run queued." if new_seed else "Retry queued.")
     return redirect(f"{reverse('generator:home')}?new={new.public_id}")

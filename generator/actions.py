@@ -70,6 +70,9 @@ def submit(
         priority=user.celery_priority,
         parent=parent,
     )
+    if data.get("input_image"):
+        # Saved to storage by the FileField when the row is saved.
+        gen.input_image = data["input_image"]
     try:
         with transaction.atomic():
             # Locks the user's row: concurrent submissions are checked and charged one by one.
@@ -91,3 +94,35 @@ def submit(
 
 def lease_seconds() -> int:
     return settings.EASEL_LEASE_SECONDS
+
+
+class RerunRefused(Exception):
+    """A re-run that cannot be made (the model was disabled); the message is for the user."""
+
+
+def rerun(gen: Generation, *, new_seed: bool) -> Generation:
+    """A new queued generation with `gen`'s settings and `parent=gen`.
+
+    Re-run (`new_seed=True`) makes a variant; Retry (`new_seed=False`) repeats it exactly.
+    The input image is copied, so deleting one generation never breaks the other.
+    """
+    from django.core.files.base import ContentFile
+
+    model = gen.model
+    if not model.enabled:
+        raise RerunRefused(f"{model.name} is not available any more.")
+    data = {
+        "model": model,
+        "prompt": gen.prompt,
+        "negative_prompt": gen.negative_prompt,
+        "options": dict(gen.options or {}),
+        "seed": None if new_seed else gen.seed,
+        "num_images": gen.num_images,
+    }
+    if gen.input_image:
+        with gen.input_image.open("rb") as handle:
+            data["input_image"] = ContentFile(
+                handle.read(), name=gen.input_image.name.rsplit("/", 1)[-1]
+            )
+    new, _ = submit(gen.user, data, parent=gen)
+    return new

@@ -6,9 +6,21 @@ import re
 
 from django import forms
 
+from generator.inputs import InputImageError, clean_input_image
 from generator.models import AIModel
 
 SEED_MAX = 2**32 - 1
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,30})\}")
+
+
+def template_names(template: str) -> list[str]:
+    """The {name}s of a prompt template, in order, once each."""
+    return list(dict.fromkeys(PLACEHOLDER.findall(template or "")))
+
+
+def fill_template(template: str, values: dict[str, str]) -> str:
+    # A plain substitution, not str.format: staff text never reaches a format engine.
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 class GenerationForm(forms.Form):
@@ -19,9 +31,15 @@ class GenerationForm(forms.Form):
         error_messages={"invalid_choice": "That model is not available. Pick one from the list."},
     )
     prompt = forms.CharField(
+        required=False,  # required unless the model builds the prompt from a template
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Describe the image…"}),
         strip=True,
-        error_messages={"required": "Write a prompt first."},
+    )
+    input_image = forms.FileField(
+        label="Photo",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+        help_text="JPEG, PNG or WebP.",
     )
     negative_prompt = forms.CharField(
         required=False,
@@ -49,6 +67,25 @@ class GenerationForm(forms.Form):
         self.fields["model"].label_from_instance = lambda m: (
             f"{m.name} — {m.provider_label}" if m.is_offline else m.name
         )
+        # One select per template placeholder of any enabled model (`tpl_theme`, `tpl_room`);
+        # the script shows the ones the chosen model uses, and clean() checks them per model.
+        self.template_fields: list[str] = []
+        for m in AIModel.objects.enabled().exclude(prompt_template=""):
+            for name in template_names(m.prompt_template):
+                key = f"tpl_{name}"
+                values = [str(v) for v in (m.template_choices or {}).get(name, [])]
+                if key not in self.fields:
+                    self.fields[key] = forms.ChoiceField(
+                        label=name.replace("_", " ").capitalize(), required=False, choices=[]
+                    )
+                    self.template_fields.append(key)
+                field = self.fields[key]
+                known = {v for v, _ in field.choices}
+                field.choices = [*field.choices, *((v, v) for v in values if v not in known)]
+
+    @property
+    def template_bound_fields(self):
+        return [self[key] for key in self.template_fields]
 
     def clean_idempotency_key(self) -> str:
         key = self.cleaned_data.get("idempotency_key") or ""
@@ -62,6 +99,25 @@ class GenerationForm(forms.Form):
         if model is None:
             return data
         prompt = data.get("prompt") or ""
+        names = template_names(model.prompt_template)
+        if names:
+            values = {}
+            for name in names:
+                value = self.data.get(f"tpl_{name}", "")
+                allowed = [str(v) for v in (model.template_choices or {}).get(name, [])]
+                if value not in allowed:
+                    self.add_error(
+                        f"tpl_{name}" if f"tpl_{name}" in self.fields else None,
+                        f"Pick a {name.replace('_', ' ')} from the list.",
+                    )
+                values[name] = value
+            if len(values) == len(names) and not any(self.errors.get(f"tpl_{n}") for n in names):
+                built = fill_template(model.prompt_template, values)
+                prompt = f"{built}, {prompt}" if prompt else built  # typed text adds detail
+                data["prompt"] = prompt
+                data["template_values"] = values
+        elif not prompt:
+            self.add_error("prompt", "Write a prompt first.")
         if prompt and len(prompt) > model.prompt_max_length:
             self.add_error(
                 "prompt",
@@ -94,6 +150,19 @@ class GenerationForm(forms.Form):
             self.add_error("negative_prompt", f"{model.name} does not take a negative prompt.")
         if data.get("seed") is not None and not model.supports_seed:
             self.add_error("seed", f"{model.name} does not take a seed.")
+        upload = data.get("input_image")
+        if model.accepts_input_image:
+            if upload:
+                try:
+                    data["input_image"] = clean_input_image(upload)
+                except InputImageError as exc:
+                    self.add_error("input_image", str(exc))
+            else:
+                self.add_error("input_image", f"{model.name} needs a photo to work from.")
+        elif upload:
+            self.add_error("input_image", f"{model.name} does not take an input image.")
+        if data.get("template_values"):
+            options["template"] = data["template_values"]
         data["options"] = options
         return data
 

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from gallery.images import attach_image_urls
 from gallery.views import get_generation_for_user
 from generator import actions, limits
-from generator.forms import GenerationForm
+from generator.forms import GenerationForm, fill_template, template_names
 from generator.models import AIModel, Generation
 
 RECENT = 8
@@ -28,6 +28,9 @@ def _model_options() -> dict:
             "prompt_max_length": m.prompt_max_length,
             "defaults": m.defaults,
             "offline": m.is_offline,
+            "input_image": m.accepts_input_image,
+            "template": template_names(m.prompt_template),
+            "template_choices": m.template_choices or {},
         }
         for m in AIModel.objects.enabled()
     }
@@ -50,11 +53,33 @@ def _allowances(user) -> list[dict]:
     return rows
 
 
+def _reuse_initial(request: HttpRequest, public_id: str) -> dict:
+    """The form's initial values from one of the user's generations (`/?reuse=<id>`)."""
+    gen = get_generation_for_user(request, public_id)
+    options = gen.options or {}
+    initial = {
+        "model": gen.model.slug,
+        "prompt": gen.prompt,
+        "negative_prompt": gen.negative_prompt,
+        "size": options.get("size", ""),
+        "aspect_ratio": options.get("aspect_ratio", ""),
+        "num_images": gen.num_images,
+        "seed": gen.seed,
+    }
+    template = options.get("template") or {}
+    if template:
+        # The prompt was built from the choices: prefill those, and only the typed extra.
+        built = fill_template(gen.model.prompt_template, template)
+        initial["prompt"] = gen.prompt[len(built) + 2 :] if gen.prompt.startswith(built + ", ") else ""
+        initial.update({f"tpl_{k}": v for k, v in template.items()})
+    return initial
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
-        form = GenerationForm(request.POST)
+        form = GenerationForm(request.POST, request.FILES)
         if form.is_valid():
             try:
                 gen, created = actions.submit(request.user, form.cleaned_data)
@@ -71,6 +96,8 @@ def home(request: HttpRequest) -> HttpResponse:
             status = 400
     else:
         initial = {"idempotency_key": uuid.uuid4().hex}
+        if request.GET.get("reuse"):
+            initial.update(_reuse_initial(request, request.GET["reuse"]))
         form = GenerationForm(initial=initial)
     recent = list(
         Generation.objects.for_user(request.user)

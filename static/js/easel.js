@@ -37,6 +37,21 @@
       if (Number(n.value) > m.max_images) n.value = "1";
       var prompt = form.querySelector("[name=prompt]");
       prompt.maxLength = m.prompt_max_length;
+      // Prompt templates: one select per {name} the model uses, filled with its choices.
+      var names = m.template || [];
+      form.querySelectorAll("[data-template-field]").forEach(function (el) {
+        var name = el.dataset.templateField;
+        var on = names.indexOf(name) >= 0;
+        el.hidden = !on;
+        var sel = el.querySelector("select");
+        sel.disabled = !on;
+        if (on) fill(sel, (m.template_choices || {})[name] || [], "");
+      });
+      var label = document.getElementById("prompt-label");
+      if (label) {
+        if (!label.dataset.plain) label.dataset.plain = label.textContent;
+        label.textContent = names.length ? label.dataset.templateLabel : label.dataset.plain;
+      }
       var note = document.getElementById("offline-note");
       if (note) note.hidden = !m.offline;
     }
@@ -52,10 +67,13 @@
   }
 
   // --- Cards of unfinished generations refresh themselves. -----------------------------
+  // Polling stops at a final status (the fresh card has no data-poll) and backs off while
+  // the tab is hidden; a visible tab polls every second.
   function poll(card, delay) {
     var url = card.dataset.poll;
     if (!url) return;
     setTimeout(function () {
+      if (!card.isConnected) return;
       if (document.hidden) { poll(card, Math.min(delay * 2, 15000)); return; }
       fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
@@ -64,14 +82,96 @@
           tpl.innerHTML = html.trim();
           var fresh = tpl.content.firstElementChild;
           card.replaceWith(fresh);
+          tickElapsed(fresh);
           if (fresh.dataset.poll) poll(fresh, 1000);
         })
         .catch(function () { poll(card, Math.min(delay * 2, 15000)); });
     }, delay);
   }
 
+  // --- Elapsed time on cards whose provider reports no progress. -----------------------
+  function fmtElapsed(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) return seconds + " s";
+    return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+  }
+  function tickElapsed(root) {
+    (root || document).querySelectorAll("[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (isNaN(since)) return;
+      var word = el.closest("[data-status]") && el.closest("[data-status]").dataset.status === "running" ? "running " : "waiting ";
+      el.textContent = word + fmtElapsed((Date.now() - since) / 1000);
+    });
+  }
+
+  // --- Stars: toggled in place, without leaving the page. --------------------------------
+  function setupStars() {
+    document.addEventListener("submit", function (ev) {
+      var form = ev.target;
+      if (!form.matches || !form.matches("[data-star]")) return;
+      ev.preventDefault();
+      var button = form.querySelector("button");
+      fetch(form.action, {
+        method: "POST", credentials: "same-origin", body: new FormData(form),
+        headers: { "X-Requested-With": "fetch" }
+      })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (data) {
+          button.setAttribute("aria-pressed", data.favorite ? "true" : "false");
+          button.textContent = data.favorite ? "★" : "☆";
+        })
+        .catch(function () { form.submit(); });
+    });
+  }
+
+  // --- Copy prompt. ----------------------------------------------------------------------
+  function setupCopy() {
+    document.querySelectorAll("[data-copy-text]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var text = button.dataset.copyText;
+        var status = document.querySelector(".copy-status");
+        function done(ok) { if (status) status.textContent = ok ? "Prompt copied." : "Could not copy; select the prompt instead."; }
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(text).then(function () { done(true); }, function () { done(fallback(text)); });
+        } else {
+          done(fallback(text));
+        }
+      });
+    });
+    function fallback(text) {
+      var area = document.createElement("textarea");
+      area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+      document.body.appendChild(area); area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      area.remove();
+      return ok;
+    }
+  }
+
+  // --- Before/after compare slider (a plain range input, so keys work). -------------------
+  function setupCompare() {
+    document.querySelectorAll("[data-compare]").forEach(function (fig) {
+      var range = fig.querySelector(".compare-range");
+      var wrap = fig.querySelector(".compare-before-wrap");
+      if (!range || !wrap) return;
+      function apply() {
+        wrap.style.clipPath = "inset(0 " + (100 - Number(range.value)) + "% 0 0)";
+        range.setAttribute("aria-valuetext", range.value + "% before");
+      }
+      range.addEventListener("input", apply);
+      fig.classList.add("is-live");
+      apply();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupForm();
+    setupStars();
+    setupCopy();
+    setupCompare();
+    tickElapsed();
+    setInterval(function () { if (!document.hidden) tickElapsed(); }, 1000);
     document.querySelectorAll("[data-poll]").forEach(function (c) { poll(c, 1000); });
   });
 })();
