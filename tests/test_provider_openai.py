@@ -38,7 +38,7 @@ def configured(settings, sim, air_sim):
         "openai": {"api_key": sim.api_key, "base_url": sim.url},
         "airefinery": {"api_key": air_sim.api_key, "base_url": air_sim.url},
     }
-    settings.EASEL_PROVIDER_TIMEOUT = 2.0
+    settings.EASEL_PROVIDER_TIMEOUT = 1.0
     return settings
 
 
@@ -182,7 +182,7 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
         {"status": 500, "times": 1},
         {"status": 503, "times": 2},
         {"status": 429, "retry_after": "0", "times": 1},
-        {"hang": 3.0, "times": 1},
+        {"hang": 1.5, "times": 1},
         {"malformed_json": True, "times": 1},
         {"reset": True, "times": 1},
     ],

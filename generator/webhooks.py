@@ -1,0 +1,84 @@
+"""Inbound provider webhooks: `POST /webhooks/<provider>/`.
+
+A webhook never changes a generation by itself. The provider verifies it first
+(`Provider.webhook_job_id`: Replicate's HMAC signature; Artificial Studio signs nothing, so only
+its id is taken and the truth is re-fetched from its API), then the view finds the generation by
+(provider, provider_job_id) and runs `check_generation` at once — the same completion path as
+polling, so a webhook and a poll racing each other, or a provider delivering twice, store the
+images once. Duplicates and webhooks for finished rows answer 2xx so providers stop retrying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from generator.models import Generation
+from generator.providers import get_provider_class
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def webhook_url(provider: str) -> str:
+    """The absolute URL a provider should call, built from PUBLIC_BASE_URL."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("webhooks:receive", args=[provider])
+
+
+def provider_can_reach_us(provider_base_url: str) -> bool:
+    """A public provider cannot call a private PUBLIC_BASE_URL (and some reject such URLs
+    outright), so a webhook URL is handed out only where it can work; polling stays the fallback."""
+    import httpx
+
+    from generator.downloads import host_is_private
+
+    ours = httpx.URL(settings.PUBLIC_BASE_URL).host
+    if not host_is_private(ours):
+        return True
+    return host_is_private(httpx.URL(provider_base_url).host)
+
+
+def _answer(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"ok": 200 <= status < 300, "detail": message}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def receive(request: HttpRequest, provider: str) -> JsonResponse:
+    cls = get_provider_class(provider)
+    if cls is None or not cls.supports_webhooks:
+        return _answer(404, "No webhooks for this provider.")
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _answer(413, "Body too large.")
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        return _answer(413, "Body too large.")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _answer(400, "Body is not JSON.")
+    if not isinstance(payload, dict):
+        return _answer(400, "Body is not a JSON object.")
+    job_id = cls().webhook_job_id(request)
+    if not job_id:
+        logger.warning("Refused a %s webhook that failed verification", provider)
+        return _answer(401, "Webhook verification failed.")
+    gen = Generation.objects.filter(provider=provider, provider_job_id=job_id).first()
+    if gen is None:
+        return _answer(404, "Unknown job.")
+    if gen.status == Generation.Status.RUNNING:
+        from generator.tasks import check_generation
+
+        pk, priority = gen.pk, gen.priority
+        transaction.on_commit(lambda: check_generation.apply_async((pk, 0), priority=priority))
+        return _answer(202, "Checking now.")
+    return _answer(200, f"Already {gen.status}.")
