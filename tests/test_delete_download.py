@@ -176,7 +176,7 @@ def test_a_rolled_back_delete_keeps_the_files(completed, django_capture_on_commi
             raise Abort
     assert callbacks == []  # the file removal was discarded with the transaction
     assert files_on_disk() == before
-    assert Generation.objects.filter(pk=gen.pk).exists()
+    assert Generation.objects.filter(public_id=gen.public_id).exists()
 
 
 def test_deleting_a_user_removes_their_files(owner, completed, django_capture_on_commit_callbacks):
