@@ -1,0 +1,175 @@
+"""`manage.py meteron_sync [--user EMAIL_OR_PUBLIC_ID] [--model SLUG] [--status STATUS]`
+
+Pages through Meteron's listing (`GET /api/images/generations?user=&model=&status=&pageSize=200
+&pageToken=` until `nextPageToken` is empty) for every enabled-or-not Meteron model (or one) and
+for each Meteron generation:
+- a local generation with that provider job id that is still queued/running (its reply was
+  lost) is finished from Meteron's record: images stored, or failed with Meteron's reason;
+- a completed generation Easel has never seen is imported as a completed Generation of the
+  user whose tag (public id or e-mail) it carries, images copied into Easel's storage;
+- anything already known (same provider + provider job id) is left alone, so a re-run
+  imports nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+from django.utils import timezone
+
+from generator.actions import tag_for
+from generator.models import AIModel, Generation
+from generator.outputs import store_outputs
+from generator.providers.base import ProviderError
+from generator.providers.meteron import MeteronProvider, item_images
+
+IMPORTED_PROMPT = "(imported from Meteron)"
+
+
+def prompt_of(item: dict[str, Any]) -> str:
+    """The prompt from the stored request body (base64 JSON), top level or under `input`."""
+    raw = item.get("requestBody")
+    body: Any = None
+    if isinstance(raw, str) and raw:
+        try:
+            body = json.loads(base64.b64decode(raw))
+        except ValueError:
+            body = None
+    elif isinstance(raw, dict):
+        body = raw
+    for node in (body, (body or {}).get("input") if isinstance(body, dict) else None):
+        if isinstance(node, dict) and isinstance(node.get("prompt"), str) and node["prompt"]:
+            return node["prompt"]
+    return item.get("prompt") or IMPORTED_PROMPT
+
+
+def created_at_of(item: dict[str, Any]):
+    value = item.get("createdAt")
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else timezone.make_aware(parsed)
+        except ValueError:
+            pass
+    return timezone.now()
+
+
+class Command(BaseCommand):
+    help = "Recover lost Meteron replies and import users' earlier Meteron generations."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--user", default="", help="E-mail or public id (u_…) of one user.")
+        parser.add_argument("--model", default="", help="Slug of one Meteron model.")
+        parser.add_argument("--status", default="", help="Only Meteron generations in this status.")
+
+    def handle(self, *args, user, model, status, **kw):
+        User = get_user_model()
+        only_user = None
+        if user:
+            only_user = User.objects.filter(Q(email__iexact=user) | Q(public_id=user)).first()
+            if only_user is None:
+                raise CommandError(f"No user with e-mail or public id {user!r}.")
+        models = AIModel.objects.filter(provider="meteron")
+        if model:
+            models = models.filter(slug=model)
+            if not models.exists():
+                raise CommandError(f"No Meteron model with slug {model!r}.")
+        provider = MeteronProvider()
+        counts: Counter[str] = Counter()
+        for ai_model in models.order_by("slug"):
+            tag = tag_for(only_user, ai_model) if only_user else ""
+            self.stdout.write(f"Listing {ai_model.slug} ({ai_model.remote_id})"
+                              + (f" for {tag}" if tag else "") + " …")
+            try:
+                for page in provider.list_generations(user=tag, model=ai_model.remote_id,
+                                                      status=status):
+                    counts["pages"] += 1
+                    for item in page:
+                        counts["seen"] += 1
+                        counts[self.sync_one(provider, ai_model, item, only_user)] += 1
+                    self.stdout.write(f"  page {counts['pages']}: {counts['seen']} seen so far")
+            except ProviderError as exc:
+                raise CommandError(f"Meteron listing failed: {exc.message}") from None
+        self.stdout.write(self.style.SUCCESS(
+            f"Done: {counts['seen']} Meteron generations in {counts['pages']} pages; "
+            f"{counts['recovered']} recovered, {counts['recovered_failed']} recovered as failed, "
+            f"{counts['imported']} imported, {counts['known']} already known, "
+            f"{counts['not_ready']} not finished, {counts['no_user']} without a matching user, "
+            f"{counts['errors']} errors."
+        ))
+
+    def sync_one(self, provider, ai_model, item, only_user) -> str:
+        job_id = str(item.get("id") or "")
+        if not job_id:
+            return "errors"
+        local = Generation.objects.filter(provider="meteron", provider_job_id=job_id).first()
+        if local is not None:
+            return self.recover(provider, local, item)
+        if str(item.get("status") or "").lower() != "completed":
+            return "not_ready"
+        owner = only_user or self.user_for(ai_model, item.get("user"))
+        if owner is None:
+            return "no_user"
+        return self.import_one(provider, ai_model, owner, item)
+
+    def user_for(self, ai_model, tag):
+        if not tag:
+            return None
+        User = get_user_model()
+        field = "email__iexact" if ai_model.tag_with == AIModel.TagWith.EMAIL else "public_id"
+        return (User.objects.filter(**{field: tag}).first()
+                or User.objects.filter(Q(public_id=tag) | Q(email__iexact=tag)).first())
+
+    def recover(self, provider, gen: Generation, item) -> str:
+        if gen.is_final:
+            return "known"
+        result = provider.interpret(item)
+        if hasattr(result, "images"):
+            try:
+                store_outputs(gen, result.images, provider)
+            except ProviderError as exc:
+                self.stderr.write(f"  {gen.public_id}: {exc.message}")
+                return "errors"
+            if gen.complete():
+                self.stdout.write(f"  recovered {gen.public_id} from {item['id']}")
+                return "recovered"
+            return "known"
+        if hasattr(result, "reason"):
+            return "recovered_failed" if gen.fail(result.reason) else "known"
+        return "not_ready"
+
+    def import_one(self, provider, ai_model, owner, item) -> str:
+        images = item_images(item)
+        if not images:
+            return "errors"
+        now = timezone.now()
+        gen = Generation.objects.create(
+            user=owner,
+            model=ai_model,
+            provider="meteron",
+            prompt=prompt_of(item),
+            status=Generation.Status.RUNNING,
+            provider_job_id=str(item["id"]),
+            tag_sent=str(item.get("user") or tag_for(owner, ai_model)),
+            num_images=len(images),
+            created_at=created_at_of(item),
+            started_at=now,
+            submitted_at=now,
+        )
+        try:
+            store_outputs(gen, images, provider)
+        except ProviderError as exc:
+            # All or nothing: no half-imported row is left to look like a real generation.
+            gen.images.all().delete()
+            gen.delete()
+            self.stderr.write(f"  {item['id']}: not imported: {exc.message}")
+            return "errors"
+        gen.complete()
+        return "imported"
