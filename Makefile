@@ -34,6 +34,15 @@ test: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks: every target as a ratio against a baseline measured in the same run (bench/).
+# Needs PostgreSQL and Redis; writes 1M generations to BENCH_DATABASE_URL on first use.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/easel_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/7
+bench: $(VENV)/.installed
+	-psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))" 2>/dev/null
+	DATABASE_URL=$(BENCH_DATABASE_URL) EASEL_ALLOW_DEV_SECRET=1 $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
