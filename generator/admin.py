@@ -30,11 +30,33 @@ class AIModelAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "provider")
     search_fields = ("name", "slug", "remote_id")
     prepopulated_fields = {"slug": ("name",)}
-    actions = ("enable", "disable")
+    actions = ("enable", "disable", "check_connection")
 
     @admin.action(description="Enable selected models")
     def enable(self, request, queryset):
         queryset.update(enabled=True)
+
+    @admin.action(description="Check connection to the selected models' providers")
+    def check_connection(self, request, queryset):
+        """One check per provider. Only the provider's own readable line is shown: never the
+        settings, so no key or secret can reach the page."""
+        from generator.providers import get_provider
+        from generator.providers.base import ProviderError
+
+        for name in sorted(set(queryset.values_list("provider", flat=True))):
+            try:
+                provider = get_provider(name)
+                line = provider.check_connection()
+            except KeyError:
+                self.message_user(request, f"{name}: no such provider on this server.",
+                                  messages.ERROR)
+            except ProviderError as exc:
+                self.message_user(request, f"{provider.label}: {exc.message}", messages.ERROR)
+            except Exception as exc:  # a provider bug must not become a 500 in the admin
+                self.message_user(request, f"{name}: check failed ({type(exc).__name__}).",
+                                  messages.ERROR)
+            else:
+                self.message_user(request, f"{provider.label}: {line}", messages.SUCCESS)
 
     @admin.action(description="Disable selected models")
     def disable(self, request, queryset):

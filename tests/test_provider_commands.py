@@ -166,3 +166,32 @@ def test_meteron_sync_reports_an_unreachable_meteron_readably(sim, meteron_model
     sim.faults.status = 503
     with pytest.raises(CommandError, match="Meteron listing failed: Meteron had a server error"):
         run("meteron_sync")
+
+
+# --- admin "check connection" -----------------------------------------------------------------
+
+
+def test_the_admin_checks_connections_and_never_shows_a_secret(sim, client, staff, settings,
+                                                               meteron_model):
+    scenario = AIModel.objects.create(slug="sc", name="Sc", provider="scenario", remote_id="m")
+    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
+                                "scenario": {"api_key": "", "api_secret": "", "base_url": ""}}
+    client.force_login(staff)
+    response = client.post(
+        "/admin/generator/aimodel/",
+        {"action": "check_connection", "_selected_action": [meteron_model.pk, scenario.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Meteron: Connected to Meteron at 127.0.0.1; the API key was accepted." in page
+    assert "Scenario: The scenario provider is not configured on this server." in page
+    assert API_KEY not in page
+    assert sim.received("GET", r"^/api/images/generations$")[0].header(
+        "authorization") == f"Bearer {API_KEY}"
+    sim.faults.status = 401
+    page = client.post(
+        "/admin/generator/aimodel/",
+        {"action": "check_connection", "_selected_action": [meteron_model.pk]}, follow=True,
+    ).content.decode()
+    assert "Meteron refused Easel&#x27;s credentials (401)" in page
+    assert API_KEY not in page
