@@ -1,0 +1,237 @@
+"""Test equipment: a simulator of the Artificial Studio API (PROTOCOLS.md §5).
+
+Raw key in `Authorization` (a "Bearer …" value is refused with 401); `POST /api/run` with strict
+validation (unknown fields → 400 with `errors[]`), 402 when credits run out; jobs walk
+`processing → uploading → success|error` by elapsed time (a prompt containing "fail" ends in
+`error`); `GET /api/generations/{id}` and the offset-paginated list; `GET /api/account`; the
+legacy `POST /api/generate` answering `_id`; output URLs that expire; and the unsigned success
+webhook (`X-Webhook-Source`, `X-Media-Id`) POSTed from a background thread to the URL given,
+switchable, with the HTTPS/public-URL check of the real service switchable too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import Request, Response, Simulator, png_bytes
+
+RUN_FIELDS = {"tool", "input", "webhook"}
+INPUT_FIELDS = {"model", "prompt", "image_size", "num_inference_steps", "seed", "image"}
+TOOLS = {"create-image"}
+MODELS = {"flux-schnell", "flux-dev", "playground-v2"}
+IMAGE_SIZES = {"square", "square_hd", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ArtificialStudioSimulator(Simulator):
+    name = "artificialstudio"
+
+    def __init__(self, *, api_key: str = "prod_sim_key", duration: float = 0.0, credits: int = 1000,
+                 send_webhooks: bool = True, webhook_public_only: bool = False,
+                 output_ttl: float = 3600.0, **kw):
+        self.api_key = api_key
+        self.duration = duration
+        self.credits = credits
+        self.send_webhooks = send_webhooks
+        self.webhook_public_only = webhook_public_only  # the real service refuses local URLs
+        self.output_ttl = output_ttl
+        self.jobs: dict[str, dict] = {}
+        self.files: dict[str, tuple[bytes, float]] = {}
+        self.deliveries: list[dict] = []
+        self.submissions = 0
+        super().__init__(**kw)
+
+    def routes(self):
+        return [
+            ("POST", r"/api/run", self.run),
+            ("POST", r"/api/generate", self.legacy_generate),
+            ("GET", r"/api/generations", self.list),
+            ("GET", r"/api/generations/(?P<id>[0-9a-f]+)", self.get),
+            ("GET", r"/api/account", lambda r: Response(200, {"email": "sim@example.com",
+                                                              "plan": "pro", "credits": self.credits})),
+            ("GET", r"/files/(?P<token>[A-Za-z0-9_-]+)\.png", self.file),
+        ]
+
+    def authorized(self, request: Request) -> bool:
+        return request.path.startswith("/files/") or request.header("authorization") == self.api_key
+
+    def unauthorized(self, request: Request) -> Response:
+        if not request.header("authorization"):
+            return Response(401, {"message": "Authorization header is required"})
+        return Response(401, {"message": "Invalid API key"})
+
+    @staticmethod
+    def invalid(errors: list[tuple[str, str, str]]) -> Response:
+        return Response(400, {"message": "Validation failed", "errors": [
+            {"field": f, "message": m, "code": c} for f, m, c in errors]})
+
+    def _webhook_refused(self, url) -> str | None:
+        if url is None:
+            return None
+        if not isinstance(url, str):
+            return "Expected string"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "Invalid url"
+        if self.webhook_public_only:
+            if parts.scheme != "https":
+                return "Webhook URL must use HTTPS"
+            try:
+                private = not ipaddress.ip_address(parts.hostname).is_global
+            except ValueError:
+                private = parts.hostname in ("localhost",) or parts.hostname.endswith(".local")
+            if private:
+                return "Webhook URL must be public"
+        return None
+
+    def run(self, request: Request) -> Response:
+        body = request.json
+        if not isinstance(body, dict):
+            return self.invalid([("body", "Expected object", "invalid_type")])
+        errors = [(f, f"Unrecognized key '{f}'", "unrecognized_keys") for f in sorted(set(body) - RUN_FIELDS)]
+        if "tool" not in body:
+            errors.append(("tool", "Required", "invalid_type"))
+        inputs = body.get("input")
+        if not isinstance(inputs, dict):
+            errors.append(("input", "Required", "invalid_type"))
+        else:
+            errors += [(f"input.{f}", f"Unrecognized key '{f}'", "unrecognized_keys")
+                       for f in sorted(set(inputs) - INPUT_FIELDS)]
+            if not isinstance(inputs.get("prompt"), str) or not inputs["prompt"].strip():
+                errors.append(("input.prompt", "Required", "invalid_type"))
+            if "image_size" in inputs and inputs["image_size"] not in IMAGE_SIZES:
+                errors.append(("input.image_size", "Invalid enum value", "invalid_enum_value"))
+        refused = self._webhook_refused(body.get("webhook"))
+        if refused:
+            errors.append(("webhook", refused, "invalid_string"))
+        if errors:
+            return self.invalid(errors)
+        if body["tool"] not in TOOLS:
+            return Response(404, {"message": f"Tool '{body['tool']}' not found"})
+        model = inputs.get("model", "flux-schnell")
+        if model not in MODELS:
+            return Response(404, {"message": f"Model '{model}' not found"})
+        job = self._create(inputs, body.get("webhook"), tool=body["tool"], model=model, legacy=False)
+        if isinstance(job, Response):
+            return job
+        return Response(200, {"id": job["id"], "status": "processing", "tool": job["tool"],
+                              "createdAt": job["createdAt"]})
+
+    def legacy_generate(self, request: Request) -> Response:
+        body = request.json
+        if not isinstance(body, dict) or not isinstance(body.get("input"), dict) \
+                or not isinstance(body["input"].get("prompt"), str):
+            return Response(400, {"message": "model and input.prompt are required"})
+        if body.get("model") not in MODELS:
+            return Response(404, {"message": f"Model '{body.get('model')}' not found"})
+        job = self._create(body["input"], body.get("webhook"), tool="create-image",
+                           model=body["model"], legacy=True)
+        if isinstance(job, Response):
+            return job
+        return Response(200, {"_id": job["id"], "status": "pending", "model": body["model"], "output": None})
+
+    def _create(self, inputs: dict, webhook: str | None, *, tool: str, model: str, legacy: bool):
+        with self.lock:
+            if self.credits <= 0:
+                return Response(402, {"message": "Insufficient credits"})
+            self.credits -= 1
+            self.submissions += 1
+            job = {"id": secrets.token_hex(12), "status": "processing", "tool": tool, "model": model,
+                   "output": None, "thumbnail": None, "error": None, "type": "image",
+                   "payload": inputs, "createdAt": now_iso(), "_t0": time.time(),
+                   "_webhook": webhook, "_legacy": legacy}
+            self.jobs[job["id"]] = job
+        if webhook and self.send_webhooks:
+            threading.Thread(target=self._webhook_loop, args=(job["id"],), daemon=True).start()
+        return job
+
+    def _advance(self, job_id: str) -> dict:
+        with self.lock:
+            job = self.jobs[job_id]
+            if job["status"] in ("success", "error"):
+                return job
+            elapsed = time.time() - job["_t0"]
+            if elapsed >= self.duration:
+                if "fail" in job["payload"].get("prompt", "").lower():
+                    job["status"], job["error"] = "error", "The model could not generate this image."
+                else:
+                    token = secrets.token_urlsafe(12)
+                    self.files[token] = (png_bytes(96, 64, (20, 160, 90)), time.time() + self.output_ttl)
+                    job["status"] = "success"
+                    job["output"] = f"{self.url}/files/{token}.png"
+                    job["thumbnail"] = job["output"]
+            elif elapsed >= 0.8 * self.duration:
+                job["status"] = "uploading"
+            return job
+
+    @staticmethod
+    def public(job: dict) -> dict:
+        return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    def get(self, request: Request) -> Response:
+        if request.match["id"] not in self.jobs:
+            return Response(404, {"message": "Generation not found"})
+        with self.lock:
+            return Response(200, self.public(self._advance(request.match["id"])))
+
+    def list(self, request: Request) -> Response:
+        try:
+            limit = min(100, int(request.query.get("limit", 20)))
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            return self.invalid([("limit", "Expected number", "invalid_type")])
+        with self.lock:
+            items = [self.public(self._advance(i)) for i in self.jobs]
+        if request.query.get("status"):
+            items = [i for i in items if i["status"] == request.query["status"]]
+        page = items[offset:offset + limit]
+        return Response(200, {"data": page, "pagination": {"total": len(items), "limit": limit,
+                                                           "offset": offset,
+                                                           "hasMore": offset + limit < len(items)}})
+
+    def file(self, request: Request) -> Response:
+        entry = self.files.get(request.match["token"])
+        if entry is None or time.time() > entry[1]:
+            return Response(404, {"message": "File not found"})
+        return Response(200, entry[0], content_type="image/png")
+
+    # --- the unsigned webhook ----------------------------------------------------------
+
+    def _webhook_loop(self, job_id: str) -> None:
+        while True:
+            job = self._advance(job_id)
+            if job["status"] in ("success", "error"):
+                break
+            time.sleep(0.02)
+        if job["status"] != "success" and not job["_legacy"]:
+            return  # the current API notifies on success only
+        with self.lock:
+            if not self.send_webhooks:
+                return
+            if job["_legacy"]:
+                body = {"_id": job["id"], "status": job["status"], "output": job["output"],
+                        "model": job["model"], "type": "image", "payload": job["payload"],
+                        "error": job["error"]}
+            else:
+                body = {"id": job["id"], "status": "success", "tool": job["tool"], "type": "image",
+                        "output": job["output"], "thumbnail": job["thumbnail"],
+                        "createdAt": job["createdAt"]}
+        record = {"id": job["id"], "url": job["_webhook"]}
+        try:
+            r = httpx.post(job["_webhook"], json=body, timeout=5.0, follow_redirects=False,
+                           headers={"X-Webhook-Source": "artificial-studio", "X-Media-Id": job["id"]})
+            record["status"] = r.status_code
+        except httpx.HTTPError as exc:
+            record["status"] = type(exc).__name__
+        with self.lock:
+            self.deliveries.append(record)
