@@ -142,6 +142,8 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
+            # Room for a gallery page's presigned URLs (two per image); the default culls at 300.
+            "OPTIONS": {"MAX_ENTRIES": 5000},
         }
     }
 
@@ -267,6 +269,8 @@ elif STORAGE_BACKEND == "s3":
     AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY") or None
     AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE") or None
     AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 3600)
+    if not 60 <= AWS_QUERYSTRING_EXPIRE <= 604800:  # SigV4 presigned URLs live at most 7 days
+        raise ImproperlyConfigured("AWS_QUERYSTRING_EXPIRE must be 60–604800 seconds")
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {

@@ -75,9 +75,7 @@ def presigned_download_url(image: OutputImage) -> str:
 
 
 def local_url(image: OutputImage, kind: str) -> str:
-    return reverse(
-        "gallery:image_file", args=[image.generation.public_id, image.index, kind]
-    )
+    return reverse("gallery:image_file", args=[image.generation.public_id, image.index, kind])
 
 
 def attach_image_urls(generations: Iterable[Generation]) -> None:

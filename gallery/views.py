@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import mimetypes
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import Q
@@ -16,8 +18,6 @@ from django.http import (
     JsonResponse,
     QueryDict,
 )
-from django.conf import settings
-from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme

@@ -38,12 +38,15 @@ def _addresses(host: str) -> list[ipaddress._BaseAddress]:
     try:
         infos = socket.getaddrinfo(host, None)
     except socket.gaierror:
-        raise DownloadError(f"The image host {host!r} could not be resolved.", retryable=True) from None
+        raise DownloadError(
+            f"The image host {host!r} could not be resolved.", retryable=True
+        ) from None
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
 METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
 
 
@@ -150,7 +153,11 @@ def download(
                         retryable = response.status_code >= 500 or response.status_code == 429
                         raise DownloadError(
                             f"The image URL answered {response.status_code}"
-                            + (" (it may have expired)." if response.status_code in (403, 404, 410) else "."),
+                            + (
+                                " (it may have expired)."
+                                if response.status_code in (403, 404, 410)
+                                else "."
+                            ),
                             retryable=retryable,
                         )
                     declared = response.headers.get("Content-Length")

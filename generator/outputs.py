@@ -82,7 +82,9 @@ def check_image(data: bytes) -> tuple[str, int, int]:
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
                 if width * height > settings.EASEL_MAX_IMAGE_PIXELS:
-                    raise InvalidImage("The image has too many pixels (decompression bomb refused).")
+                    raise InvalidImage(
+                        "The image has too many pixels (decompression bomb refused)."
+                    )
                 img.verify()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage("The image has too many pixels (decompression bomb refused).") from None
@@ -91,7 +93,9 @@ def check_image(data: bytes) -> tuple[str, int, int]:
     except InvalidImage:
         raise
     except Exception as exc:  # Pillow raises many types for corrupt files
-        raise InvalidImage(f"The provider's output is a damaged image ({type(exc).__name__}).") from None
+        raise InvalidImage(
+            f"The provider's output is a damaged image ({type(exc).__name__})."
+        ) from None
     if fmt not in FORMATS:
         raise InvalidImage(f"The provider's output is a {fmt} image; PNG, JPEG or WebP expected.")
     return FORMATS[fmt], width, height
@@ -128,7 +132,9 @@ def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
         content_type, width, height = check_image(data)
     except InvalidImage as exc:
         if served_as and "not an image" in exc.message:
-            raise InvalidImage(f"The provider's output is not an image (it was {served_as}).") from None
+            raise InvalidImage(
+                f"The provider's output is not an image (it was {served_as})."
+            ) from None
         raise
     try:
         # Decodes every pixel, so a truncated file that passed verify() is caught here.

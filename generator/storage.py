@@ -61,7 +61,7 @@ def iter_stored(prefix: str = PREFIX) -> Iterator[StoredObject]:
         location = getattr(default_storage, "location", "") or ""
         strip = f"{location.rstrip('/')}/" if location else ""
         for summary in bucket.objects.filter(Prefix=f"{strip}{prefix}"):
-            yield StoredObject(summary.key[len(strip):], summary.last_modified)
+            yield StoredObject(summary.key[len(strip) :], summary.last_modified)
         return
     yield from _walk(prefix.rstrip("/"))
 

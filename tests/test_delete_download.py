@@ -64,7 +64,9 @@ def test_each_image_gets_a_webp_thumbnail_beside_it_with_its_facts_recorded(comp
     assert files_on_disk() == names(gen)
 
 
-def test_the_grid_lazy_loads_thumbnails_and_the_detail_page_shows_originals(owner_client, completed):
+def test_the_grid_lazy_loads_thumbnails_and_the_detail_page_shows_originals(
+    owner_client, completed
+):
     gen = completed()
     image = gen.images.get()
     grid = owner_client.get("/gallery/").content.decode()

@@ -14,7 +14,6 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 from django.conf import settings as django_settings
 
@@ -87,7 +86,7 @@ class BadOutputServer:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.server.server_address[1]
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     # --- routes ---------------------------------------------------------------------------
 
@@ -294,7 +293,8 @@ def test_private_addresses_are_refused_for_a_provider_on_the_internet(url):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://169.254.169.254/", "http://[::ffff:169.254.169.254]/", "http://[fd00:ec2::254]/"]
+    "url",
+    ["http://169.254.169.254/", "http://[::ffff:169.254.169.254]/", "http://[fd00:ec2::254]/"],
 )
 def test_metadata_addresses_are_refused_even_for_a_provider_on_loopback(url):
     with pytest.raises(DownloadError, match="cloud metadata address"):
@@ -331,4 +331,3 @@ def test_the_download_cap_is_configurable(settings, outputs):
 def test_an_http_error_from_the_output_url_is_readable(outputs, run_with_outputs):
     gen = run_with_outputs(f"{outputs.url}/expired")
     assert_failed_and_nothing_stored(gen, "answered 404 (it may have expired)")
-

@@ -7,10 +7,14 @@ enforce expiry, so the lifetime is read from the URL's X-Amz-Date / X-Amz-Expire
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
+import subprocess
+import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -22,10 +26,11 @@ from storages.backends.s3 import S3Storage
 from gallery.images import SAFETY_MARGIN, cache_timeout
 from generator.models import Generation, OutputImage
 from generator.tasks import run_generation
+from tests import s3server
 from tests.conftest import require
-from tests.s3server import s3, s3_endpoint  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
+s3, s3_endpoint = s3server.s3, s3server.s3_endpoint  # fixtures from the S3 test equipment
 Q = Generation.Status
 
 
@@ -55,7 +60,9 @@ def test_a_generation_is_stored_in_the_bucket_and_shown_through_presigned_urls(
     thumb_url = grid.context["page"][0].images.all()[0].thumb_url
     assert thumb_url.startswith(f"{s3.endpoint}/{s3.bucket}/{image.thumbnail.name}?")
     assert html.escape(thumb_url) in grid.content.decode()
-    assert re.search(r'<img src="[^"]*_thumb\.webp\?[^"]*"[^>]*loading="lazy"', grid.content.decode())
+    assert re.search(
+        r'<img src="[^"]*_thumb\.webp\?[^"]*"[^>]*loading="lazy"', grid.content.decode()
+    )
 
     detail = owner_client.get(f"/gallery/{gen.public_id}/")
     url = detail.context["gen"].images.all()[0].url
@@ -83,13 +90,13 @@ def test_presigned_urls_are_sigv4_with_the_configured_lifetime(
 ):
     settings.AWS_QUERYSTRING_EXPIRE = lifetime
     gen = completed_on_s3(owner, make_generation)
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     url = owner_client.get(f"/gallery/{gen.public_id}/").context["gen"].images.all()[0].url
     params = query(url)
     assert params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert params["X-Amz-Expires"] == str(lifetime)
-    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    assert before - timedelta(seconds=5) <= signed_at <= datetime.now(timezone.utc)
+    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert before - timedelta(seconds=5) <= signed_at <= datetime.now(UTC)
     assert "X-Amz-Credential" in params and "X-Amz-Signature" in params
 
 
@@ -236,3 +243,59 @@ class _Out:
 
     def flush(self):
         pass
+
+
+def _settings_from_env(**env: str) -> subprocess.CompletedProcess:
+    code = (
+        "import json, django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings';"
+        "from django.conf import settings;"
+        "print(json.dumps({'backend': settings.STORAGE_BACKEND, 'storage': settings.STORAGES['default'],"
+        " 'expire': getattr(settings, 'AWS_QUERYSTRING_EXPIRE', None)}))"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STORAGE_"))}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+
+
+def test_s3_storage_is_chosen_by_environment_with_django_storages_names():
+    got = _settings_from_env(
+        STORAGE_BACKEND="s3",
+        AWS_STORAGE_BUCKET_NAME="easel-images",
+        AWS_S3_ENDPOINT_URL="https://acct.r2.cloudflarestorage.com",
+        AWS_S3_REGION_NAME="auto",
+        AWS_ACCESS_KEY_ID="id",
+        AWS_SECRET_ACCESS_KEY="secret",
+        AWS_QUERYSTRING_EXPIRE="1800",
+    )
+    assert got.returncode == 0, got.stderr
+    config = json.loads(got.stdout)
+    options = config["storage"]["OPTIONS"]
+    assert config["storage"]["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert options["bucket_name"] == "easel-images"
+    assert options["endpoint_url"] == "https://acct.r2.cloudflarestorage.com"
+    assert options["region_name"] == "auto"
+    assert options["signature_version"] == "s3v4"
+    assert options["querystring_auth"] is True and options["default_acl"] is None
+    assert options["querystring_expire"] == 1800 == config["expire"]
+
+
+def test_a_bad_presign_lifetime_stops_start_up():
+    got = _settings_from_env(
+        STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="b", AWS_QUERYSTRING_EXPIRE="999999999"
+    )
+    assert got.returncode != 0
+    assert "AWS_QUERYSTRING_EXPIRE must be 60–604800 seconds" in got.stderr
+
+
+def test_the_embedded_default_is_local_disk():
+    got = _settings_from_env()
+    assert got.returncode == 0, got.stderr
+    config = json.loads(got.stdout)
+    assert config["backend"] == "local"
+    assert config["storage"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"

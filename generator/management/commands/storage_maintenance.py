@@ -39,7 +39,15 @@ class Command(BaseCommand):
         parser.add_argument("--skip-orphans", action="store_true")
         parser.add_argument("--skip-thumbnails", action="store_true")
 
-    def handle(self, *args, dry_run: bool, min_age: float, skip_orphans: bool, skip_thumbnails: bool, **options):
+    def handle(
+        self,
+        *args,
+        dry_run: bool,
+        min_age: float,
+        skip_orphans: bool,
+        skip_thumbnails: bool,
+        **options,
+    ):
         summary = []
         if not skip_orphans:
             found, removed, young = self.orphans(dry_run, timedelta(minutes=min_age))
@@ -49,7 +57,9 @@ class Command(BaseCommand):
                 else f"{removed} orphaned object(s) removed"
             )
             if young:
-                summary.append(f"{young} recent unreferenced object(s) kept (younger than --min-age)")
+                summary.append(
+                    f"{young} recent unreferenced object(s) kept (younger than --min-age)"
+                )
         if not skip_thumbnails:
             missing, rebuilt, failed = self.thumbnails(dry_run)
             summary.append(
@@ -81,16 +91,22 @@ class Command(BaseCommand):
             found += 1
             self.stdout.write(f"  orphan: {obj.name}")
             doomed.append(obj.name)
-        self.stdout.write(f"Scanned {scanned} stored object(s) against {len(referenced)} referenced.")
+        self.stdout.write(
+            f"Scanned {scanned} stored object(s) against {len(referenced)} referenced."
+        )
         removed = 0 if dry_run else delete_files(doomed)
         return found, removed, young
 
     def thumbnails(self, dry_run: bool) -> tuple[int, int, int]:
         missing = rebuilt = failed = checked = 0
-        for image in OutputImage.objects.select_related("generation__user").iterator(chunk_size=200):
+        for image in OutputImage.objects.select_related("generation__user").iterator(
+            chunk_size=200
+        ):
             checked += 1
             if checked % PROGRESS_EVERY == 0:
-                self.stdout.write(f"  checked {checked} images, {missing} missing thumbnails so far…")
+                self.stdout.write(
+                    f"  checked {checked} images, {missing} missing thumbnails so far…"
+                )
             if image.thumbnail.name and default_storage.exists(image.thumbnail.name):
                 continue
             missing += 1
