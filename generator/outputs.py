@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generator.downloads import DownloadError, download
 from generator.models import Generation, OutputImage
-from generator.providers.base import ImageOutput, Provider
+from generator.providers.base import ImageOutput, Provider, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 class InvalidImage(DownloadError):
     pass
+
+
+class StorageError(ProviderError):
+    """Easel's own storage failed while saving outputs (the generation fails readably)."""
 
 
 @dataclass
@@ -191,6 +195,12 @@ def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provide
         if stored >= set(range(len(checked))):
             return 0  # another worker stored them all meanwhile: keep theirs
         raise
+    except Exception as exc:
+        _remove_files(rows)
+        logger.exception("Storing the images of %s failed", gen.public_id)
+        raise StorageError(
+            f"Easel could not save the images to its storage ({type(exc).__name__})."
+        ) from None
     except BaseException:
         _remove_files(rows)
         raise

@@ -299,3 +299,23 @@ def test_the_embedded_default_is_local_disk():
     config = json.loads(got.stdout)
     assert config["backend"] == "local"
     assert config["storage"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+
+
+def test_a_storage_failure_fails_the_generation_readably_and_leaves_nothing(
+    s3, settings, owner, make_generation
+):
+    # A bucket that does not exist: every write is refused by the S3 server.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "bucket_name": "no-such-bucket"},
+        },
+    }
+    gen = make_generation(owner, status=Q.QUEUED)
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Q.FAILED
+    assert "could not save the images to its storage" in gen.error
+    assert not OutputImage.objects.filter(generation=gen).exists()
+    assert s3.keys() == []
