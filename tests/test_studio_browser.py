@@ -1,0 +1,204 @@
+"""Headless Chromium against a live server and a real Celery worker: the studio as a person
+uses it. Screenshots go to test-artifacts/screenshots/ (git-ignored).
+
+Also an accessibility check: axe-core (vendored in tests/vendor/, test equipment) is run in the
+page; a serious or critical violation fails the test.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from generator.models import AIModel, Generation
+from tests.conftest import require, uses_postgres
+from tests.procs import Worker, redis_available
+from tests.test_browser import browser, shot  # noqa: F401  (fixture re-used)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+PASSWORD = "a-Long-pass-42"
+
+
+@pytest.fixture
+def csp_errors():
+    return []
+
+
+@pytest.fixture
+def page(browser, csp_errors):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    # A strict CSP is on: any inline script or handler would show up here as a refusal.
+    pg.on("console", lambda m: "Content Security Policy" in m.text and csp_errors.append(m.text))
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def worker(tmp_path, settings):
+    require(uses_postgres(), "needs DATABASE_URL on PostgreSQL")
+    require(redis_available(), "needs REDIS_URL with a running Redis")
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    # Long enough that the card is seen running with a progress bar.
+    settings.EASEL_LOCAL_PROVIDER_DELAY = 1.2
+    w = Worker(tmp_path / "worker.log")
+    w.purge()
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def painter(django_user_model, local_model):
+    return django_user_model.objects.create_user(email="painter@example.com", password=PASSWORD)
+
+
+def log_in(page, base_url, email="painter@example.com"):
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+
+
+def axe_check(page, name):
+    """No serious or critical axe-core violations on the current page."""
+    page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))"
+    )
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: {bad}"
+
+
+def test_submit_and_the_card_moves_to_completed_without_a_reload(live_server, page, worker, painter, csp_errors):
+    log_in(page, live_server.url)
+    page.select_option("select[name=model]", "local-sketch")
+    page.fill("textarea[name=prompt]", "a lighthouse in a storm")
+    page.select_option("select[name=size]", "256x256")
+    page.click("#generate-form button[type=submit]")
+    page.wait_for_url("**/?new=*")
+    page.evaluate("window.__noReload = true")
+    gen = Generation.objects.get()
+    card = f"#gen-{gen.public_id}"
+    # It shows at once, then runs with a progress bar, then completes: all in place.
+    page.wait_for_selector(f"{card}[data-status=running] progress", timeout=20_000)
+    shot(page, "studio-01-running")
+    page.wait_for_selector(f"{card}[data-status=completed] img.thumb", timeout=30_000)
+    assert page.evaluate("window.__noReload") is True, "the page was reloaded"
+    assert page.locator(f"{card} [data-poll]").count() == 0
+    shot(page, "studio-02-completed")
+    assert not csp_errors, csp_errors
+    axe_check(page, "home")
+
+
+def test_search_and_star_filters(live_server, page, painter, csp_errors, make_generation):
+    fox = make_generation(painter, prompt="a red fox in the snow")
+    whale = make_generation(painter, prompt="a blue whale")
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/gallery/")
+    page.fill("input[name=q]", "FOX")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/gallery/?*q=FOX*")
+    assert page.locator(f"#gen-{fox.public_id}").count() == 1
+    assert page.locator(f"#gen-{whale.public_id}").count() == 0
+    shot(page, "studio-03-search")
+
+    page.goto(f"{live_server.url}/gallery/")
+    star = page.locator(f"#gen-{whale.public_id} button.star")
+    star.click()
+    page.wait_for_selector(f"#gen-{whale.public_id} button.star[aria-pressed=true]")
+    page.check("#id_starred")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/gallery/?*starred=1*")
+    assert page.locator(f"#gen-{whale.public_id}").count() == 1
+    assert page.locator(f"#gen-{fox.public_id}").count() == 0
+    shot(page, "studio-04-starred")
+    axe_check(page, "gallery")
+    # Keyboard: the star on the detail page toggles with Enter too.
+    page.goto(f"{live_server.url}/gallery/{fox.public_id}/")
+    page.focus("button.star")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("button.star[aria-pressed=true]")
+    fox.refresh_from_db()
+    assert fox.favorite
+    assert not csp_errors, csp_errors
+
+
+def test_rerun_makes_a_variant_shown_beside_the_original(
+    live_server, page, worker, painter, csp_errors, make_generation
+):
+    first = make_generation(painter, prompt="a paper boat", seed=5, options={"size": "256x256"})
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/gallery/{first.public_id}/")
+    axe_check(page, "detail")
+    page.click("button:has-text('Re-run')")
+    page.wait_for_url("**/?new=*")
+    second = Generation.objects.exclude(pk=first.pk).get()
+    assert second.parent_id == first.pk and second.prompt == first.prompt
+    page.wait_for_selector(f"#gen-{second.public_id}[data-status=completed] img.thumb", timeout=30_000)
+    page.goto(f"{live_server.url}/gallery/{first.public_id}/")
+    page.wait_for_selector(f".variants a[href='/gallery/{second.public_id}/'] img")
+    shot(page, "studio-05-variants")
+    assert not csp_errors, csp_errors
+
+
+def test_an_image_input_model_shows_before_and_after(live_server, page, worker, painter, csp_errors, tmp_path):
+    AIModel.objects.create(
+        slug="local-room", name="Local Room", provider="local", remote_id="local-room",
+        options={"sizes": ["256x256"], "input_image": True, "seed": True, "max_images": 1},
+        prompt_template="a {theme} {room}",
+        template_choices={"theme": ["Modern", "Vintage"], "room": ["kitchen", "bedroom"]},
+    )
+    photo = tmp_path / "room.jpg"
+    img = Image.new("RGB", (320, 240), (180, 160, 120))
+    for x in range(0, 320, 40):
+        img.paste((60, 60, 60), (x, 0, x + 8, 240))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG")
+    photo.write_bytes(buf.getvalue())
+
+    log_in(page, live_server.url)
+    page.select_option("select[name=model]", "local-room")
+    assert page.locator("input[name=input_image]").is_visible()
+    page.select_option("select[name=tpl_theme]", "Vintage")
+    page.select_option("select[name=tpl_room]", "bedroom")
+    page.set_input_files("input[name=input_image]", str(photo))
+    shot(page, "studio-06-room-form")
+    page.click("#generate-form button[type=submit]")
+    page.wait_for_url("**/?new=*")
+    gen = Generation.objects.get()
+    assert gen.prompt == "a Vintage bedroom" and gen.input_image
+    page.wait_for_selector(f"#gen-{gen.public_id}[data-status=completed]", timeout=30_000)
+    page.goto(f"{live_server.url}/gallery/{gen.public_id}/")
+    before = page.locator("img.compare-before")
+    before.wait_for()
+    assert before.evaluate("el => el.complete && el.naturalWidth") > 0
+    assert page.locator("img.compare-after").evaluate("el => el.complete && el.naturalWidth") > 0
+    slider = page.locator("input.compare-range")
+    slider.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    assert slider.input_value() == "60"
+    clip = page.locator(".compare-before-wrap").evaluate("el => el.style.clipPath")
+    assert "40%" in clip
+    shot(page, "studio-07-before-after")
+    axe_check(page, "detail with before/after")
+    assert not csp_errors, csp_errors
+
+
+def test_the_login_page_passes_the_accessibility_check(live_server, page, db):
+    page.goto(f"{live_server.url}/accounts/login/")
+    axe_check(page, "login")
+    page.set_viewport_size({"width": 375, "height": 740})  # a phone
+    shot(page, "studio-08-login-phone")
