@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
-from generator.providers.base import USER_AGENT, ProviderError
+from generator.providers.base import USER_AGENT, ProviderError, ssl_context
 
 MAX_REDIRECTS = 5
 
@@ -135,6 +135,7 @@ def download(
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         transport=transport,
+        verify=ssl_context(),
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             address = check_url(current, allow_private)
