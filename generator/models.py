@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from generator import changes as changes_mod
+
 
 def new_generation_id() -> str:
     # Short, URL-safe and unguessable; the integer pk never appears in a URL.
@@ -313,6 +315,8 @@ class Generation(models.Model):
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
+            if "status" in changes:
+                changes_mod.bump(self.user_id)  # derived counts (gallery) are recomputed
         return bool(updated)
 
     @classmethod
@@ -328,7 +332,9 @@ class Generation(models.Model):
         )
         if not updated:
             return None
-        return cls.objects.select_related("model", "user").get(pk=pk)
+        gen = cls.objects.select_related("model", "user").get(pk=pk)
+        changes_mod.bump(gen.user_id)
+        return gen
 
     def renew_lease(self, lease_seconds: int, **changes) -> bool:
         return self._transition(

@@ -13,6 +13,7 @@ from importlib import import_module
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 
 from config.celery import app as celery_app
 from generator.models import AIModel, Generation
@@ -49,6 +50,7 @@ def _isolated(settings, tmp_path):
             },
         }
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    caches["default"].clear()  # locmem is one store per process: nothing leaks between tests
     settings.EASEL_LOCAL_PROVIDER_DELAY = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     eager = celery_app.conf.task_always_eager

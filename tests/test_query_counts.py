@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -42,7 +43,9 @@ def _history(user, model, n: int, images_per: int = 2, days_ago: int = 30) -> li
     return gens
 
 
-def _count(client, url: str) -> tuple[int, str]:
+def _count(client, url: str, cold: bool = False) -> tuple[int, str]:
+    if cold:
+        cache.clear()  # the status counts are computed again (a cache miss)
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url)
     assert response.status_code == 200, response.content[:500]
@@ -62,7 +65,9 @@ def test_a_deep_gallery_page_costs_the_same_queries_as_page_one(
     _history(owner, local_model, PAGE * 6)
     url = f"/gallery/?page_size={PAGE}"
     with django_assert_max_num_queries(MAX_GALLERY_QUERIES):
-        first, html = _count(owner_client, url)
+        cold, _ = _count(owner_client, url, cold=True)
+    first, html = _count(owner_client, url)
+    assert cold == first + 1  # the status counts: one COUNT, then cached
     counts = [first]
     for _ in range(4):  # walk to page 5 by the "Older" links
         url = _next_link(html)
@@ -78,9 +83,9 @@ def test_the_query_count_does_not_grow_with_history_or_images(
     owner_client, owner, local_model
 ):
     _history(owner, local_model, PAGE + 1, images_per=1)
-    small, _ = _count(owner_client, f"/gallery/?page_size={PAGE}")
+    small, _ = _count(owner_client, f"/gallery/?page_size={PAGE}", cold=True)
     _history(owner, local_model, PAGE * 10, images_per=4, days_ago=1)  # newer rows, four images each
-    large, html = _count(owner_client, f"/gallery/?page_size={PAGE}")
+    large, html = _count(owner_client, f"/gallery/?page_size={PAGE}", cold=True)
     assert html.count('class="card') >= PAGE or html.count("<li>") >= PAGE
     assert large == small
 
@@ -93,11 +98,12 @@ def test_a_filtered_gallery_page_costs_the_same_as_an_unfiltered_one(
     Generation.objects.filter(pk__in=Generation.objects.order_by("pk").values("pk")[:PAGE]).update(
         model=wide_model
     )
-    plain, _ = _count(owner_client, f"/gallery/?page_size={PAGE}")
+    plain, _ = _count(owner_client, f"/gallery/?page_size={PAGE}", cold=True)
+    url = f"/gallery/?page_size={PAGE}&model=local-sketch&status=completed"
     with django_assert_max_num_queries(MAX_GALLERY_QUERIES):
-        filtered, html = _count(
-            owner_client, f"/gallery/?page_size={PAGE}&model=local-sketch&status=completed"
-        )
+        _count(owner_client, url, cold=True)
+    plain, _ = _count(owner_client, f"/gallery/?page_size={PAGE}")
+    filtered, html = _count(owner_client, url)
     deep, _ = _count(owner_client, _next_link(html))
     assert filtered == deep
     assert filtered <= plain + 1  # the one look-up of the chosen model by its slug
@@ -108,7 +114,37 @@ def test_the_home_page_query_count_does_not_grow_with_recent_cards(
     owner_client, owner, local_model
 ):
     _history(owner, local_model, 2, images_per=1)
-    few, _ = _count(owner_client, "/")
+    few, _ = _count(owner_client, "/", cold=True)
     _history(owner, local_model, 40, images_per=4, days_ago=1)
-    many, _ = _count(owner_client, "/")
+    many, _ = _count(owner_client, "/", cold=True)
     assert many == few
+
+
+def _status_counts(client) -> dict[str, int]:
+    response = client.get("/gallery/")
+    assert response.status_code == 200
+    return {c["value"]: c["count"] for c in response.context["status_counts"]}
+
+
+@pytest.mark.django_db
+def test_cached_status_counts_follow_every_change_of_the_users_generations(
+    owner_client, owner, stranger, make_generation
+):
+    make_generation(owner)
+    assert _status_counts(owner_client)["completed"] == 1
+    with CaptureQueriesContext(connection) as ctx:
+        assert _status_counts(owner_client)["completed"] == 1
+    assert not any("COUNT(" in q["sql"] for q in ctx.captured_queries)  # served from the cache
+
+    queued = make_generation(owner, status=Generation.Status.QUEUED)  # created: post_save
+    counts = _status_counts(owner_client)
+    assert (counts["completed"], counts["queued"]) == (1, 1)
+    running = Generation.claim(queued.pk, 60)  # queued -> running
+    assert _status_counts(owner_client)["running"] == 1
+    running.fail("The provider said no.")  # a transition
+    counts = _status_counts(owner_client)
+    assert (counts["running"], counts["failed"]) == (0, 1)
+    make_generation(stranger)  # another user's change leaves the owner's cache alone
+    assert _status_counts(owner_client)["completed"] == 1
+    running.delete()  # deleted: post_delete
+    assert _status_counts(owner_client)["failed"] == 0

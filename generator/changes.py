@@ -1,0 +1,61 @@
+"""A per-user change counter in the cache, for data derived from a user's whole history.
+
+Bumped whenever one of the user's generations is created, changes status or is deleted
+(Generation.claim / Generation._transition / post_save / post_delete). Readers keep derived
+figures — the gallery's status counts, a COUNT over up to 100,000+ rows — next to the version
+they were computed at, and recompute only when it moved. Bulk writes that send no signals
+(bulk_create, QuerySet.update of status) are caught by the entries' time limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+# Upper bound on how stale a derived figure can be after a write that sent no signal.
+MAX_AGE = 300
+
+
+def _version_key(user_id: int) -> str:
+    return f"userchanges:{user_id}"
+
+
+def bump(user_id: int | None) -> None:
+    if user_id is None:
+        return
+    key = _version_key(user_id)
+    try:
+        cache.incr(key)
+    except ValueError:  # not in the cache (first write, evicted): start from the clock
+        cache.set(key, time.time_ns(), None)
+
+
+def cached_for_user(user_id: int, name: str, compute: Callable[[], Any]) -> Any:
+    """compute(), or its cached value if none of the user's generations changed since.
+    One cache round trip on a hit."""
+    vkey = _version_key(user_id)
+    dkey = f"userderived:{user_id}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"
+    found = cache.get_many([vkey, dkey])
+    version = found.get(vkey)
+    if version is None:
+        version = time.time_ns()
+        if not cache.add(vkey, version, None):
+            version = cache.get(vkey, version)
+    entry = found.get(dkey)
+    if entry is not None and entry[0] == version:
+        return entry[1]
+    value = compute()
+    cache.set(dkey, (version, value), MAX_AGE)
+    return value
+
+
+@receiver(post_save, sender="generator.Generation", dispatch_uid="userchanges_save")
+@receiver(post_delete, sender="generator.Generation", dispatch_uid="userchanges_delete")
+def _generation_written(sender, instance, **kwargs) -> None:
+    bump(instance.user_id)
