@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 WORKER_CONCURRENCY ?= 2
+# SIMULATORS=1: `make run` also serves every provider simulator (TEST EQUIPMENT on loopback,
+# tests/simulators/serve.py) and points the provider env vars at them, to try every provider
+# offline. Add models with e.g. `manage.py addmodel sim-meteron --provider meteron --remote-id x`.
+SIMULATORS ?= 0
 
 .PHONY: run test lint bench install clean
 
@@ -24,6 +28,11 @@ run: $(VENV)/.installed
 	@echo "  Easel is running at http://127.0.0.1:$(PORT)/   (Ctrl-C stops web and worker)"
 	@echo ""
 	@trap 'kill 0' INT TERM; \
+	if [ "$(SIMULATORS)" = "1" ]; then \
+		echo "  SIMULATORS=1: provider simulators (test equipment, not real providers) on 127.0.0.1:87xx"; \
+		eval "$$($(PY) tests/simulators/serve.py --print-env)"; \
+		$(PY) tests/simulators/serve.py & \
+	fi; \
 	$(VENV)/bin/celery -A config worker --beat --loglevel=INFO \
 		--concurrency=$(WORKER_CONCURRENCY) --schedule=var/celerybeat-schedule & \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & \

@@ -195,3 +195,21 @@ def test_the_admin_checks_connections_and_never_shows_a_secret(sim, client, staf
     ).content.decode()
     assert "Meteron refused Easel&#x27;s credentials (401)" in page
     assert API_KEY not in page
+
+
+# --- make run SIMULATORS=1 --------------------------------------------------------------------
+
+
+def test_the_simulator_server_prints_env_for_every_provider(capsys):
+    from tests.simulators import serve
+
+    assert serve.main(["--print-env"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    env = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+    assert env["METERON_BASE_URL"] == "http://127.0.0.1:8701"
+    assert env["METERON_API_KEY"] == API_KEY
+    assert env["SCENARIO_BASE_URL"] == "http://127.0.0.1:8702"
+    assert {"SCENARIO_API_KEY", "SCENARIO_API_SECRET"} <= set(env)
+    names = {cls.__name__ for cls in serve.discover()}
+    assert {"MeteronSimulator", "ScenarioSimulator"} <= names
+    assert "CountingSimulator" not in names  # test-only, not a product provider's simulator
