@@ -6,7 +6,7 @@ the PostgreSQL and Redis named by DATABASE_URL / REDIS_URL, uses the offline loc
 and stops by itself. Nothing leaves 127.0.0.1.
 
     .venv/bin/python bench/load.py                 # 50 users, 300 s
-    .venv/bin/python bench/load.py --smoke         # 3 users, 5 s (run by tests/test_security.py)
+    .venv/bin/python bench/load.py --smoke         # 3 users, 8 s (run by tests/test_faults.py)
 
 Prints one JSON object at the end: requests, errors, latency percentiles, generations by
 status, and the RSS (MiB, process tree) of web and worker at start and end. Exit code 1 when
@@ -159,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument("--provider-delay", type=float, default=1.0)
     parser.add_argument("--settle", type=float, default=180.0, help="max wait for terminal rows")
-    parser.add_argument("--smoke", action="store_true", help="3 users for 5 s (for the test suite)")
+    parser.add_argument("--smoke", action="store_true", help="3 users for 8 s (for the test suite)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.users, args.duration, args.ramp, args.settle = 3, 5.0, 1.0, 60.0
+        # Logins 1.5 s apart: allauth gives up on its per-IP cache lock after 1 s, so logins
+        # from one IP at the same instant on a starved CPU can be refused with a 429.
+        args.users, args.duration, args.ramp, args.settle = 3, 8.0, 4.5, 60.0
         args.web_workers, args.worker_concurrency = 2, 2
     think = (0.2, 0.5) if args.smoke else (1.0, 3.0)
 
@@ -197,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     logs = Path(tempfile.mkdtemp(prefix="easel-load-logs-"))
     web = subprocess.Popen(
         [PY, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.web_workers), "--threads", "4", "--access-logfile", "-"],
+         "-w", str(args.web_workers), "--threads", "4", "--access-logfile", "-",
+         # Longer than a user's think time, as behind a proxy: otherwise gunicorn closes an idle
+         # keep-alive connection just as the client reuses it (a client-side reset, not an error).
+         "--keep-alive", "30"],
         cwd=ROOT, env=env, stdout=open(logs / "web.log", "wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -235,8 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join(timeout=args.duration + args.ramp + 60)
+        rss_series = []
+        while any(t.is_alive() for t in threads):
+            rss_series.append({"t": round(time.monotonic() - started),
+                               "web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)})
+            for t in threads:
+                t.join(timeout=max(0.0, 30.0 / len(threads)))
         elapsed = time.monotonic() - started
         rss_load_end = {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)}
 
@@ -271,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 "max": round(max(durations), 2) if durations else None,
             },
             "rss_mib": {"start": rss_start, "end_of_load": rss_load_end,
-                        "end": {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)}},
+                        "end": {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)},
+                        "every_30s": rss_series},
             "logs": str(logs),
         }
     finally:
