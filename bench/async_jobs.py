@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,9 +50,11 @@ def machine() -> str:
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB RAM"
     except OSError:
         pass
-    load = "load avg {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
-    return (f"{os.cpu_count()} CPUs (nproc), {mem}, {load}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    load = f"load avg {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (
+        f"{os.cpu_count()} CPUs (nproc), {mem}, {load}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -95,8 +97,12 @@ def main() -> int:
     user, _ = get_user_model().objects.get_or_create(email="bench-async@example.com")
     model, _ = AIModel.objects.update_or_create(
         slug="bench-scenario",
-        defaults={"name": "Bench (Scenario simulator)", "provider": "scenario",
-                  "remote_id": "model_sim-flux", "options": {"aspect_ratios": ["1:1"]}},
+        defaults={
+            "name": "Bench (Scenario simulator)",
+            "provider": "scenario",
+            "remote_id": "model_sim-flux",
+            "options": {"aspect_ratios": ["1:1"]},
+        },
     )
     Generation.objects.filter(model=model).delete()  # each run starts from nothing
 
@@ -104,11 +110,17 @@ def main() -> int:
 
     with ScenarioSimulator() as sim:
         settings.EASEL_PROVIDERS["scenario"].update(
-            api_key=API_KEY, api_secret=API_SECRET, base_url=sim.url)
+            api_key=API_KEY, api_secret=API_SECRET, base_url=sim.url
+        )
         log = media / "worker.log"
-        worker = Worker(log, concurrency=args.concurrency, SCENARIO_BASE_URL=sim.url,
-                        SCENARIO_API_KEY=API_KEY, SCENARIO_API_SECRET=API_SECRET,
-                        LOG_LEVEL="WARNING")
+        worker = Worker(
+            log,
+            concurrency=args.concurrency,
+            SCENARIO_BASE_URL=sim.url,
+            SCENARIO_API_KEY=API_KEY,
+            SCENARIO_API_SECRET=API_SECRET,
+            LOG_LEVEL="WARNING",
+        )
         worker.purge()
         worker.start()
         try:
@@ -124,8 +136,10 @@ def main() -> int:
             sim.job_duration = args.duration
             start = time.monotonic()
             pks = [
-                actions.submit(user, {"model": model, "prompt": f"bench {i}",
-                                      "options": {"aspect_ratio": "1:1"}})[0].pk
+                actions.submit(
+                    user,
+                    {"model": model, "prompt": f"bench {i}", "options": {"aspect_ratio": "1:1"}},
+                )[0].pk
                 for i in range(args.jobs)
             ]
             submitted = time.monotonic() - start
@@ -137,8 +151,9 @@ def main() -> int:
         statuses: dict[str, int] = {}
         for row in rows:
             statuses[row.status] = statuses.get(row.status, 0) + 1
-        durations = sorted((r.finished_at - r.created_at).total_seconds()
-                           for r in rows if r.finished_at)
+        durations = sorted(
+            (r.finished_at - r.created_at).total_seconds() for r in rows if r.finished_at
+        )
         task_times = parse_task_times(log)
         posts = len(sim.submissions())
         polls = len(sim.received("GET", r"^/jobs/"))
@@ -146,13 +161,19 @@ def main() -> int:
     serial = args.jobs * args.duration / args.concurrency
     ok = statuses.get("completed", 0) == args.jobs
     print(f"jobs={args.jobs} job_duration={args.duration:g}s worker_concurrency={args.concurrency}")
-    print(f"submitted all in {submitted:.2f}s; all final after {wall:.2f}s (target < 15 s; "
-          f"a worker-blocking design needs >= {serial:.0f} s)")
-    print(f"statuses={statuses} submits={posts} polls={polls} "
-          f"per-generation p50={pct(durations, 50):.2f}s max={durations[-1] if durations else 0:.2f}s")
+    print(
+        f"submitted all in {submitted:.2f}s; all final after {wall:.2f}s (target < 15 s; "
+        f"a worker-blocking design needs >= {serial:.0f} s)"
+    )
+    print(
+        f"statuses={statuses} submits={posts} polls={polls} "
+        f"per-generation p50={pct(durations, 50):.2f}s max={durations[-1] if durations else 0:.2f}s"
+    )
     for name, times in sorted(task_times.items()):
-        print(f"worker task {name}: n={len(times)} total={sum(times):.2f}s "
-              f"mean={sum(times) / len(times):.3f}s max={max(times):.3f}s")
+        print(
+            f"worker task {name}: n={len(times)} total={sum(times):.2f}s "
+            f"mean={sum(times) / len(times):.3f}s max={max(times):.3f}s"
+        )
     print(f"machine: {machine()}")
     if not args.no_record:
         record(args, wall, submitted, statuses, posts, polls, durations)
@@ -204,7 +225,7 @@ def record(args, wall, submitted, statuses, posts, polls, durations) -> None:
         )
         results.write_text(text)
     line = (
-        f"| {datetime.now(timezone.utc):%Y-%m-%d %H:%M} | {args.jobs} × {args.duration:g} | "
+        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.jobs} × {args.duration:g} | "
         f"{args.concurrency} | **{wall:.2f} s** (submits took {submitted:.2f} s) | {statuses} | "
         f"{posts} | {polls} | {pct(durations, 50):.2f} / {(durations[-1] if durations else 0):.2f} s | "
         f"{machine()} |\n"

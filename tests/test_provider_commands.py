@@ -24,27 +24,66 @@ def run(*args) -> str:
 
 
 def test_addmodel_creates_a_model_with_json_parsed_options():
-    out = run("addmodel", "sd-meteron", "--provider", "meteron", "--remote-id", "stable-diffusion",
-              "--name", "Stable Diffusion", "--option", "max_images=2",
-              "--option", 'sizes=["512x512","768x768"]', "--option", "negative_prompt=true",
-              "--option", "label=plain text", "--param", "async=false")
+    out = run(
+        "addmodel",
+        "sd-meteron",
+        "--provider",
+        "meteron",
+        "--remote-id",
+        "stable-diffusion",
+        "--name",
+        "Stable Diffusion",
+        "--option",
+        "max_images=2",
+        "--option",
+        'sizes=["512x512","768x768"]',
+        "--option",
+        "negative_prompt=true",
+        "--option",
+        "label=plain text",
+        "--param",
+        "async=false",
+    )
     model = AIModel.objects.get(slug="sd-meteron")
     assert "Created model sd-meteron" in out
-    assert (model.provider, model.remote_id, model.name) == ("meteron", "stable-diffusion",
-                                                             "Stable Diffusion")
-    assert model.options == {"max_images": 2, "sizes": ["512x512", "768x768"],
-                             "negative_prompt": True, "label": "plain text"}
+    assert (model.provider, model.remote_id, model.name) == (
+        "meteron",
+        "stable-diffusion",
+        "Stable Diffusion",
+    )
+    assert model.options == {
+        "max_images": 2,
+        "sizes": ["512x512", "768x768"],
+        "negative_prompt": True,
+        "label": "plain text",
+    }
     assert model.params == {"async": False}
     assert model.max_images == 2 and model.enabled
 
 
 def test_addmodel_is_idempotent_and_updates_in_place():
-    args = ("addmodel", "flux", "--provider", "scenario", "--remote-id", "model_a",
-            "--option", "max_images=4")
+    args = (
+        "addmodel",
+        "flux",
+        "--provider",
+        "scenario",
+        "--remote-id",
+        "model_a",
+        "--option",
+        "max_images=4",
+    )
     run(*args)
     assert "Unchanged model flux" in run(*args)
-    assert "Updated model flux" in run("addmodel", "flux", "--provider", "scenario",
-                                       "--remote-id", "model_b", "--option", "seed=false")
+    assert "Updated model flux" in run(
+        "addmodel",
+        "flux",
+        "--provider",
+        "scenario",
+        "--remote-id",
+        "model_b",
+        "--option",
+        "seed=false",
+    )
     model = AIModel.objects.get(slug="flux")
     assert AIModel.objects.filter(slug="flux").count() == 1
     assert model.remote_id == "model_b"
@@ -52,10 +91,13 @@ def test_addmodel_is_idempotent_and_updates_in_place():
     assert model.name == "flux"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--provider", "dalle-magic", "--remote-id", "x"), "Unknown provider 'dalle-magic'"),
-    (("--provider", "local", "--remote-id", "x", "--option", "novalue"), "is not KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--provider", "dalle-magic", "--remote-id", "x"), "Unknown provider 'dalle-magic'"),
+        (("--provider", "local", "--remote-id", "x", "--option", "novalue"), "is not KEY=VALUE"),
+    ],
+)
 def test_addmodel_refuses_bad_input_and_saves_nothing(args, message):
     with pytest.raises(CommandError, match=message):
         run("addmodel", "bad", *args)
@@ -82,8 +124,13 @@ def sim(settings):
 
 @pytest.fixture
 def meteron_model(db):
-    return AIModel.objects.create(slug="sd", name="SD", provider="meteron",
-                                  remote_id="stable-diffusion", params={"async": True})
+    return AIModel.objects.create(
+        slug="sd",
+        name="SD",
+        provider="meteron",
+        remote_id="stable-diffusion",
+        params={"async": True},
+    )
 
 
 def test_meteron_sync_imports_a_users_history_once(sim, owner, stranger, meteron_model):
@@ -112,8 +159,9 @@ def test_meteron_sync_imports_a_users_history_once(sim, owner, stranger, meteron
     assert "0 imported, 3 already known" in again
 
 
-def test_meteron_sync_pages_through_everyone_and_matches_tags(sim, owner, stranger,
-                                                              meteron_model, monkeypatch):
+def test_meteron_sync_pages_through_everyone_and_matches_tags(
+    sim, owner, stranger, meteron_model, monkeypatch
+):
     from generator.providers import meteron
 
     monkeypatch.setattr(meteron, "MAX_PAGE_SIZE", 2)  # force several pages
@@ -128,13 +176,14 @@ def test_meteron_sync_pages_through_everyone_and_matches_tags(sim, owner, strang
     assert tokens[0] == "" and all(tokens[1:]) and len(tokens) == 3
 
 
-def test_meteron_sync_recovers_a_generation_whose_reply_was_lost(sim, owner, meteron_model,
-                                                                 make_generation):
+def test_meteron_sync_recovers_a_generation_whose_reply_was_lost(
+    sim, owner, meteron_model, make_generation
+):
     (job_id,) = sim.add_history(owner.public_id, "stable-diffusion", 1)
-    lost = make_generation(owner, model=meteron_model, status=Generation.Status.RUNNING,
-                           provider_job_id=job_id)
-    done_elsewhere = make_generation(owner, model=meteron_model,
-                                     status=Generation.Status.COMPLETED)
+    lost = make_generation(
+        owner, model=meteron_model, status=Generation.Status.RUNNING, provider_job_id=job_id
+    )
+    done_elsewhere = make_generation(owner, model=meteron_model, status=Generation.Status.COMPLETED)
     out = run("meteron_sync")
     lost.refresh_from_db()
     assert lost.status == Generation.Status.COMPLETED
@@ -144,12 +193,14 @@ def test_meteron_sync_recovers_a_generation_whose_reply_was_lost(sim, owner, met
     assert done_elsewhere.images.count() == 0
 
 
-def test_meteron_sync_fails_a_lost_generation_that_meteron_failed(sim, owner, meteron_model,
-                                                                  make_generation):
+def test_meteron_sync_fails_a_lost_generation_that_meteron_failed(
+    sim, owner, meteron_model, make_generation
+):
     sim.fail_reason = "NSFW filter"
     (job_id,) = sim.add_history(owner.public_id, "stable-diffusion", 1)
-    lost = make_generation(owner, model=meteron_model, status=Generation.Status.RUNNING,
-                           provider_job_id=job_id)
+    lost = make_generation(
+        owner, model=meteron_model, status=Generation.Status.RUNNING, provider_job_id=job_id
+    )
     run("meteron_sync")
     lost.refresh_from_db()
     assert lost.status == Generation.Status.FAILED and lost.error == "Meteron: NSFW filter"
@@ -171,11 +222,14 @@ def test_meteron_sync_reports_an_unreachable_meteron_readably(sim, meteron_model
 # --- admin "check connection" -----------------------------------------------------------------
 
 
-def test_the_admin_checks_connections_and_never_shows_a_secret(sim, client, staff, settings,
-                                                               meteron_model):
+def test_the_admin_checks_connections_and_never_shows_a_secret(
+    sim, client, staff, settings, meteron_model
+):
     scenario = AIModel.objects.create(slug="sc", name="Sc", provider="scenario", remote_id="m")
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
-                                "scenario": {"api_key": "", "api_secret": "", "base_url": ""}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "scenario": {"api_key": "", "api_secret": "", "base_url": ""},
+    }
     client.force_login(staff)
     response = client.post(
         "/admin/generator/aimodel/",
@@ -186,12 +240,15 @@ def test_the_admin_checks_connections_and_never_shows_a_secret(sim, client, staf
     assert "Meteron: Connected to Meteron at 127.0.0.1; the API key was accepted." in page
     assert "Scenario: The scenario provider is not configured on this server." in page
     assert API_KEY not in page
-    assert sim.received("GET", r"^/api/images/generations$")[0].header(
-        "authorization") == f"Bearer {API_KEY}"
+    assert (
+        sim.received("GET", r"^/api/images/generations$")[0].header("authorization")
+        == f"Bearer {API_KEY}"
+    )
     sim.faults.status = 401
     page = client.post(
         "/admin/generator/aimodel/",
-        {"action": "check_connection", "_selected_action": [meteron_model.pk]}, follow=True,
+        {"action": "check_connection", "_selected_action": [meteron_model.pk]},
+        follow=True,
     ).content.decode()
     assert "Meteron refused Easel&#x27;s credentials (401)" in page
     assert API_KEY not in page

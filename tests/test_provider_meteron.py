@@ -54,8 +54,15 @@ def post(owner_client, django_capture_on_commit_callbacks):
     """Submit the prompt form as a browser would; the dispatch runs when the request commits."""
 
     def submit(**overrides):
-        data = {"model": "meteron-sd", "prompt": "a lighthouse at dusk", "size": "512x512",
-                "num_images": "1", "seed": "", "negative_prompt": "", "idempotency_key": ""}
+        data = {
+            "model": "meteron-sd",
+            "prompt": "a lighthouse at dusk",
+            "size": "512x512",
+            "num_images": "1",
+            "seed": "",
+            "negative_prompt": "",
+            "idempotency_key": "",
+        }
         data.update(overrides)
         with django_capture_on_commit_callbacks(execute=True):
             return owner_client.post("/", data)
@@ -67,8 +74,11 @@ def post(owner_client, django_capture_on_commit_callbacks):
 def scheduled(monkeypatch):
     """Eager Celery ignores countdowns, so checks are collected here and driven by the test."""
     calls: list[tuple[int, float, int]] = []
-    monkeypatch.setattr(tasks, "_schedule_check",
-                        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)))
+    monkeypatch.setattr(
+        tasks,
+        "_schedule_check",
+        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)),
+    )
     return calls
 
 
@@ -96,8 +106,14 @@ def test_a_form_generation_completes_lands_in_the_gallery_and_carries_the_user_t
     assert request.header("x-async") == "false"
     assert request.header("x-priority") == owner.priority
     assert request.header("authorization") == f"Bearer {API_KEY}"
-    assert request.json == {"prompt": "a lighthouse at dusk", "negative_prompt": "fog",
-                            "seed": 42, "width": 512, "height": 512, "num_outputs": 2}
+    assert request.json == {
+        "prompt": "a lighthouse at dusk",
+        "negative_prompt": "fog",
+        "seed": 42,
+        "width": 512,
+        "height": 512,
+        "num_outputs": 2,
+    }
     assert gen.tag_sent == owner.public_id
     # Copied into Easel's storage, the provider URL kept only as a record.
     images = list(gen.images.order_by("index"))
@@ -152,8 +168,13 @@ def test_outputs_that_are_json_with_a_data_uri_are_unwrapped(sim, post, owner_cl
 
 
 def test_a_body_template_and_body_key_shape_the_request(sim, post, owner_client, db):
-    make_model(**{"async": False, "body": {"version": "854e87", "input": {"scale": 9}},
-                  "body_key": "input"})
+    make_model(
+        **{
+            "async": False,
+            "body": {"version": "854e87", "input": {"scale": 9}},
+            "body_key": "input",
+        }
+    )
     post()
     assert Generation.objects.get().status == Generation.Status.COMPLETED
     body = sim.submissions()[0].json
@@ -161,8 +182,9 @@ def test_a_body_template_and_body_key_shape_the_request(sim, post, owner_client,
     assert body["input"]["scale"] == 9 and body["input"]["prompt"] == "a lighthouse at dusk"
 
 
-def test_a_used_up_limit_fails_as_limit_reached_without_retrying(sim, post, owner_client, owner,
-                                                                  sync_model):
+def test_a_used_up_limit_fails_as_limit_reached_without_retrying(
+    sim, post, owner_client, owner, sync_model
+):
     sim.daily_limit, sim.monthly_limit = 1, 10
     post()
     post(prompt="second")
@@ -173,7 +195,9 @@ def test_a_used_up_limit_fails_as_limit_reached_without_retrying(sim, post, owne
     assert len(sim.submissions()) == 2  # refused once, never retried
     provider = get_provider("meteron")
     assert provider.remaining(owner.public_id, "stable-diffusion") == {
-        "remaining": 0, "remainingThisMonth": 9}
+        "remaining": 0,
+        "remainingThisMonth": 9,
+    }
 
 
 def test_remaining_reports_the_provider_figures_or_none(sim, owner, sync_model):
@@ -181,13 +205,16 @@ def test_remaining_reports_the_provider_figures_or_none(sim, owner, sync_model):
     assert provider.remaining(owner.public_id, "stable-diffusion") is None  # no limits set
     sim.daily_limit, sim.monthly_limit = 5, 50
     assert provider.remaining(owner.public_id, "stable-diffusion") == {
-        "remaining": 5, "remainingThisMonth": 50}
+        "remaining": 5,
+        "remainingThisMonth": 50,
+    }
     (request,) = sim.received("GET", r"^/api/remaining/generations$")[-1:]
     assert request.query == {"user": owner.public_id, "model": "stable-diffusion"}
 
 
-def test_a_plain_429_is_a_retryable_rate_limit_with_retry_after(sim, sync_model, owner,
-                                                                make_generation):
+def test_a_plain_429_is_a_retryable_rate_limit_with_retry_after(
+    sim, sync_model, owner, make_generation
+):
     sim.faults.status, sim.faults.retry_after = 429, "7"
     gen = make_generation(owner, model=sync_model, status=Generation.Status.RUNNING)
     with pytest.raises(ProviderError) as info:
@@ -229,7 +256,9 @@ def test_transient_faults_are_retried_until_the_generation_completes(
     ],
     ids=["5xx-forever", "4xx", "malformed-json", "expired-url"],
 )
-def test_final_faults_fail_with_a_readable_reason(sim, post, owner_client, sync_model, setup, reason):
+def test_final_faults_fail_with_a_readable_reason(
+    sim, post, owner_client, sync_model, setup, reason
+):
     for key, value in setup.items():
         setattr(sim if key == "expire_urls" else sim.faults, key, value)
     post()
@@ -242,8 +271,10 @@ def test_final_faults_fail_with_a_readable_reason(sim, post, owner_client, sync_
 def test_a_missing_key_is_refused_by_the_simulator_and_named_in_the_reason(
     sim, settings, post, owner_client, sync_model
 ):
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
-                                "meteron": {"api_key": "wrong", "base_url": sim.url}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "meteron": {"api_key": "wrong", "base_url": sim.url},
+    }
     post()
     gen = Generation.objects.get()
     assert gen.status == Generation.Status.FAILED
@@ -253,8 +284,11 @@ def test_a_missing_key_is_refused_by_the_simulator_and_named_in_the_reason(
 def test_the_listing_follows_page_tokens_to_the_end(sim, async_model):
     sim.add_history("u_someone", "stable-diffusion", 5)
     sim.add_history("u_other", "stable-diffusion", 2)
-    pages = list(get_provider("meteron").list_generations(
-        user="u_someone", model="stable-diffusion", page_size=2))
+    pages = list(
+        get_provider("meteron").list_generations(
+            user="u_someone", model="stable-diffusion", page_size=2
+        )
+    )
     assert [len(p) for p in pages] == [2, 2, 1]
     assert len({i["id"] for p in pages for i in p}) == 5
     tokens = [r.query["pageToken"] for r in sim.received("GET", r"^/api/images/generations$")]

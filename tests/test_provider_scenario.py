@@ -48,9 +48,15 @@ def model(db):
 @pytest.fixture
 def post(owner_client, django_capture_on_commit_callbacks):
     def submit(**overrides):
-        data = {"model": "scenario-flux", "prompt": "a castle in the clouds",
-                "aspect_ratio": "16:9", "num_images": "1", "seed": "", "negative_prompt": "",
-                "idempotency_key": ""}
+        data = {
+            "model": "scenario-flux",
+            "prompt": "a castle in the clouds",
+            "aspect_ratio": "16:9",
+            "num_images": "1",
+            "seed": "",
+            "negative_prompt": "",
+            "idempotency_key": "",
+        }
         data.update(overrides)
         with django_capture_on_commit_callbacks(execute=True):
             return owner_client.post("/", data)
@@ -62,8 +68,11 @@ def post(owner_client, django_capture_on_commit_callbacks):
 def scheduled(monkeypatch):
     """Eager Celery ignores countdowns, so checks are collected here and driven by the test."""
     calls: list[tuple[int, float, int]] = []
-    monkeypatch.setattr(tasks, "_schedule_check",
-                        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)))
+    monkeypatch.setattr(
+        tasks,
+        "_schedule_check",
+        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)),
+    )
     return calls
 
 
@@ -86,9 +95,14 @@ def test_a_form_generation_completes_lands_in_the_gallery_and_keeps_the_tag(
     assert request.path == "/generate/custom/model_sim-flux"
     expected = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
     assert request.header("authorization") == expected
-    assert request.json == {"guidance": 3.5, "prompt": "a castle in the clouds",
-                            "negativePrompt": "rain", "seed": 7, "aspectRatio": "16:9",
-                            "numImages": 2}
+    assert request.json == {
+        "guidance": 3.5,
+        "prompt": "a castle in the clouds",
+        "negativePrompt": "rain",
+        "seed": 7,
+        "aspectRatio": "16:9",
+        "numImages": 2,
+    }
     # Scenario has no user field: the tag is the user's public id, recorded on our side.
     assert gen.tag_sent == owner.public_id
     assert gen.provider_job_id.startswith("job_sim")
@@ -260,14 +274,26 @@ def test_a_real_worker_completes_an_async_scenario_job(tmp_path, settings, owner
     with ScenarioSimulator() as simulator:
         simulator.job_duration = 0.8
         point_at(settings, simulator)
-        worker = Worker(tmp_path / "worker.log", **{
-            "SCENARIO_BASE_URL": simulator.url, "SCENARIO_API_KEY": API_KEY,
-            "SCENARIO_API_SECRET": API_SECRET})
+        worker = Worker(
+            tmp_path / "worker.log",
+            **{
+                "SCENARIO_BASE_URL": simulator.url,
+                "SCENARIO_API_KEY": API_KEY,
+                "SCENARIO_API_SECRET": API_SECRET,
+            },
+        )
         worker.purge()
         worker.start()
         try:
-            gen, _ = actions.submit(owner, {"model": model, "prompt": "a worker's castle",
-                                            "num_images": 1, "options": {"aspect_ratio": "1:1"}})
+            gen, _ = actions.submit(
+                owner,
+                {
+                    "model": model,
+                    "prompt": "a worker's castle",
+                    "num_images": 1,
+                    "options": {"aspect_ratio": "1:1"},
+                },
+            )
             end = time.monotonic() + 60
             while time.monotonic() < end:
                 gen.refresh_from_db()

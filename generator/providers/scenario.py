@@ -84,10 +84,14 @@ class ScenarioProvider(HttpProvider):
     supports_cancel = True
 
     def is_configured(self) -> bool:
-        return bool(provider_setting(self.name, "api_key") and provider_setting(self.name, "api_secret"))
+        return bool(
+            provider_setting(self.name, "api_key") and provider_setting(self.name, "api_secret")
+        )
 
     def auth_headers(self) -> dict[str, str]:
-        pair = f"{provider_setting(self.name, 'api_key')}:{provider_setting(self.name, 'api_secret')}"
+        pair = (
+            f"{provider_setting(self.name, 'api_key')}:{provider_setting(self.name, 'api_secret')}"
+        )
         return {
             "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
             "Content-Type": "application/json",
@@ -140,8 +144,9 @@ class ScenarioProvider(HttpProvider):
             hint = metadata.get("hint")
             return Failed(f"Scenario: {reason}" + (f" ({hint})" if hint else ""))
         if status in ("canceled", "cancelled"):
-            return Failed(f"Scenario canceled the job. {metadata.get('error') or ''}".strip(),
-                          canceled=True)
+            return Failed(
+                f"Scenario canceled the job. {metadata.get('error') or ''}".strip(), canceled=True
+            )
         # Running statuses and any status Scenario adds later: keep polling until the deadline.
         return Pending(
             job_id=gen.provider_job_id, progress=_progress(job), state={"status": status}
@@ -167,4 +172,7 @@ class ScenarioProvider(HttpProvider):
         body = self.json(self.request("GET", "/jobs", params={"pageSize": 1}))
         if not isinstance(body, dict):
             raise ProviderError("Scenario answered, but not with a job listing.")
-        return f"Connected to Scenario at {httpx.URL(self.base_url).host}; the API key was accepted."
+        return (
+            f"Connected to Scenario at {httpx.URL(self.base_url).host}; the API key was accepted. "
+            "(Scenario has no end-user field: the user tag is kept in Easel's records only.)"
+        )

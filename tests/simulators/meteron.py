@@ -31,10 +31,10 @@ class MeteronSimulator(Simulator):
 
     def __init__(self, *args, **kwargs):
         self.api_keys = {API_KEY}
-        self.job_duration = 0.0          # seconds from submit to completed
-        self.output_mode = "png"         # "png" (image bytes) or "json" ({"image": "data:…"})
-        self.url_ttl = 3600.0            # presigned URL lifetime
-        self.expire_urls = False         # switch: every output URL answers 403 "expired"
+        self.job_duration = 0.0  # seconds from submit to completed
+        self.output_mode = "png"  # "png" (image bytes) or "json" ({"image": "data:…"})
+        self.url_ttl = 3600.0  # presigned URL lifetime
+        self.expire_urls = False  # switch: every output URL answers 403 "expired"
         self.fail_reason: str | None = None  # switch: jobs end `failed` with this reason
         self.daily_limit: int | None = None
         self.monthly_limit: int | None = None
@@ -153,7 +153,8 @@ class MeteronSimulator(Simulator):
 
     def _used(self, user: str, model: str, since: float) -> int:
         return sum(
-            1 for g in list(self.generations.values())
+            1
+            for g in list(self.generations.values())
             if g["user"] == user and g["model"] == model and g["created"] >= since
         )
 
@@ -168,9 +169,12 @@ class MeteronSimulator(Simulator):
     # --- routes ----------------------------------------------------------------------------
 
     def create(self, request: Request) -> Response:
-        model = request.header("x-model") or request.header("x-cluster") or request.query.get(
-            "model"
-        ) or request.query.get("cluster", "")
+        model = (
+            request.header("x-model")
+            or request.header("x-cluster")
+            or request.query.get("model")
+            or request.query.get("cluster", "")
+        )
         user = request.header("x-user") or request.query.get("user", "")
         if not model:
             return Response(400, {"error": "model is required (X-Model header or ?model=)"})
@@ -182,8 +186,13 @@ class MeteronSimulator(Simulator):
                 return Response(400, {"error": "X-User header is required when limits are enabled"})
             left = self._remaining(user, model)
             if left and (left["remaining"] <= 0 or left["remainingThisMonth"] <= 0):
-                return Response(429, {"error": "user generation limit exceeded",
-                                      "message": f"Daily limit reached for user {user}"})
+                return Response(
+                    429,
+                    {
+                        "error": "user generation limit exceeded",
+                        "message": f"Daily limit reached for user {user}",
+                    },
+                )
         is_async = request.header("x-async", "false").lower() == "true"
         gen = self._new(model, user, body, is_async)
         if not is_async and gen["duration"]:
@@ -195,7 +204,8 @@ class MeteronSimulator(Simulator):
         model = q.get("model") or q.get("cluster") or ""
         items = sorted(self.generations.values(), key=lambda g: (-g["created"], g["id"]))
         items = [
-            g for g in items
+            g
+            for g in items
             if (not model or g["model"] == model)
             and (not q.get("user") or g["user"] == q["user"])
             and (not q.get("id") or g["id"] == q["id"])
@@ -208,19 +218,24 @@ class MeteronSimulator(Simulator):
         except ValueError:
             return Response(400, {"error": "pageSize must be a number"})
         try:
-            start = int(base64.urlsafe_b64decode(q["pageToken"]).decode()) if q.get("pageToken") else 0
+            start = (
+                int(base64.urlsafe_b64decode(q["pageToken"]).decode()) if q.get("pageToken") else 0
+            )
         except (ValueError, UnicodeDecodeError):
             return Response(400, {"error": "invalid pageToken"})
-        page = objects[start:start + size]
+        page = objects[start : start + size]
         token = lambda offset: base64.urlsafe_b64encode(str(offset).encode()).decode()  # noqa: E731
-        return Response(200, {
-            "results": page,
-            "pagination": {
-                "pageSize": size,
-                "nextPageToken": token(start + size) if start + size < len(objects) else "",
-                "previousPageToken": token(max(0, start - size)) if start else "",
+        return Response(
+            200,
+            {
+                "results": page,
+                "pagination": {
+                    "pageSize": size,
+                    "nextPageToken": token(start + size) if start + size < len(objects) else "",
+                    "previousPageToken": token(max(0, start - size)) if start else "",
+                },
             },
-        })
+        )
 
     def get_one(self, request: Request) -> Response:
         gen = self.generations.get(request.match["id"])
@@ -229,8 +244,10 @@ class MeteronSimulator(Simulator):
         return Response(200, self._object(gen))
 
     def remaining(self, request: Request) -> Response:
-        left = self._remaining(request.query.get("user", ""),
-                               request.query.get("model") or request.query.get("cluster", ""))
+        left = self._remaining(
+            request.query.get("user", ""),
+            request.query.get("model") or request.query.get("cluster", ""),
+        )
         if left is None:
             return Response(404, {"error": "no limits configured for this model"})
         return Response(200, left)
@@ -243,11 +260,17 @@ class MeteronSimulator(Simulator):
         except ValueError:
             expires = 0
         if gen is None or request.query.get("X-Amz-Signature") != self._sign(gen["id"], n, expires):
-            return Response(403, "<Error><Code>SignatureDoesNotMatch</Code></Error>",
-                            content_type="application/xml")
+            return Response(
+                403,
+                "<Error><Code>SignatureDoesNotMatch</Code></Error>",
+                content_type="application/xml",
+            )
         if self.expire_urls or time.time() > expires:
-            return Response(403, "<Error><Code>AccessDenied</Code><Message>Request has expired"
-                                 "</Message></Error>", content_type="application/xml")
+            return Response(
+                403,
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                content_type="application/xml",
+            )
         image = png_bytes(64, 48, colour=(40 + n * 60 % 200, 120, 200))
         if self.output_mode == "json":
             data_uri = "data:image/png;base64," + base64.b64encode(image).decode()

@@ -52,8 +52,11 @@ class ScenarioSimulator(Simulator):
 
     @classmethod
     def env_vars(cls, url: str) -> dict[str, str]:
-        return {"SCENARIO_BASE_URL": url, "SCENARIO_API_KEY": API_KEY,
-                "SCENARIO_API_SECRET": API_SECRET}
+        return {
+            "SCENARIO_BASE_URL": url,
+            "SCENARIO_API_KEY": API_KEY,
+            "SCENARIO_API_SECRET": API_SECRET,
+        }
 
     def routes(self):
         return [
@@ -88,8 +91,10 @@ class ScenarioSimulator(Simulator):
 
     def _walk(self, job: dict[str, Any]) -> tuple[str, float, list[dict[str, str]]]:
         if job.get("canceled_at"):
-            history = [{"status": "queued", "date": _iso(job["created"])},
-                       {"status": "canceled", "date": _iso(job["canceled_at"])}]
+            history = [
+                {"status": "queued", "date": _iso(job["created"])},
+                {"status": "canceled", "date": _iso(job["canceled_at"])},
+            ]
             return "canceled", 0.0, history
         elapsed = time.time() - job["created"]
         duration = job["duration"]
@@ -146,24 +151,50 @@ class ScenarioSimulator(Simulator):
         if request.query.get("dryRun") in ("true", "api"):
             return Response(269, {"creativeUnitsCost": 5, "creativeUnitsDiscount": 0})
         if self.max_concurrent_jobs is not None:
-            running = [j for j in self.jobs.values()
-                       if self._walk(j)[0] not in ("success", "failure", "canceled")]
+            running = [
+                j
+                for j in self.jobs.values()
+                if self._walk(j)[0] not in ("success", "failure", "canceled")
+            ]
             if len(running) >= self.max_concurrent_jobs:
-                return Response(429, {"error": "Too Many Requests", "message": "Limit reached",
-                                      "details": {"actionName": "parallel-inference",
-                                                  "actionLimit": self.max_concurrent_jobs}})
+                return Response(
+                    429,
+                    {
+                        "error": "Too Many Requests",
+                        "message": "Limit reached",
+                        "details": {
+                            "actionName": "parallel-inference",
+                            "actionLimit": self.max_concurrent_jobs,
+                        },
+                    },
+                )
         with self._state_lock:
             n = next(self._ids)
         try:
             count = max(1, min(8, int(body.get("numImages", 1))))
         except (TypeError, ValueError):
             return Response(400, {"error": "Bad Request", "message": "numImages must be a number"})
-        job = {"id": f"job_sim{n:06d}", "n": n, "model": model, "input": body,
-               "created": time.time(), "duration": self.job_duration,
-               "fail_reason": self.fail_reason, "count": count, "asset_ids": []}
+        job = {
+            "id": f"job_sim{n:06d}",
+            "n": n,
+            "model": model,
+            "input": body,
+            "created": time.time(),
+            "duration": self.job_duration,
+            "fail_reason": self.fail_reason,
+            "count": count,
+            "asset_ids": [],
+        }
         self.jobs[job["id"]] = job
-        return Response(200, {"job": self._job(job), "creativeUnitsCost": 5,
-                              "creativeUnitsDiscount": 0, "costDetails": {"custom-generation": 5}})
+        return Response(
+            200,
+            {
+                "job": self._job(job),
+                "creativeUnitsCost": 5,
+                "creativeUnitsDiscount": 0,
+                "costDetails": {"custom-generation": 5},
+            },
+        )
 
     def list_jobs(self, request: Request) -> Response:
         try:
@@ -186,7 +217,9 @@ class ScenarioSimulator(Simulator):
         if (request.json or {}).get("action") != "cancel":
             return Response(400, {"error": "Bad Request", "message": "Unknown action"})
         if not self.cancel_allowed:
-            return Response(400, {"error": "Bad Request", "message": "Cannot cancel this type of job"})
+            return Response(
+                400, {"error": "Bad Request", "message": "Cannot cancel this type of job"}
+            )
         job["canceled_at"] = time.time()
         return Response(200, {"job": self._job(job)})
 
@@ -199,11 +232,21 @@ class ScenarioSimulator(Simulator):
         asset_id = request.match["id"]
         if asset_id not in self.assets:
             return Response(404, {"error": "Not Found", "message": "Asset not found"})
-        return Response(200, {"asset": {
-            "id": asset_id, "url": self._signed(asset_id), "mimeType": "image/png",
-            "kind": "image", "status": "success", "source": "inference",
-            "metadata": {"jobId": self.assets[asset_id]["job"]}, "createdAt": _iso(time.time()),
-        }})
+        return Response(
+            200,
+            {
+                "asset": {
+                    "id": asset_id,
+                    "url": self._signed(asset_id),
+                    "mimeType": "image/png",
+                    "kind": "image",
+                    "status": "success",
+                    "source": "inference",
+                    "metadata": {"jobId": self.assets[asset_id]["job"]},
+                    "createdAt": _iso(time.time()),
+                }
+            },
+        )
 
     def asset_bytes(self, request: Request) -> Response:
         asset_id = request.match["id"]
@@ -213,29 +256,45 @@ class ScenarioSimulator(Simulator):
             expires = 0
         sig = hashlib.sha256(f"{asset_id}/{expires}".encode()).hexdigest()[:16]
         if asset_id not in self.assets or request.query.get("Signature") != sig:
-            return Response(403, "<Error><Code>AccessDenied</Code></Error>",
-                            content_type="application/xml")
+            return Response(
+                403, "<Error><Code>AccessDenied</Code></Error>", content_type="application/xml"
+            )
         if self.expire_urls or time.time() > expires:
-            return Response(403, "<Error><Code>AccessDenied</Code><Message>Request has expired"
-                                 "</Message></Error>", content_type="application/xml")
+            return Response(
+                403,
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                content_type="application/xml",
+            )
         n = self.assets[asset_id]["n"]
-        return Response(200, png_bytes(80, 64, colour=(90, 30 + 50 * n % 200, 160)),
-                        content_type="image/png")
+        return Response(
+            200, png_bytes(80, 64, colour=(90, 30 + 50 * n % 200, 160)), content_type="image/png"
+        )
 
     def get_model(self, request: Request) -> Response:
         model = request.match["id"]
         if model not in self.models:
             return Response(404, {"error": "Not Found", "message": f"Model {model} not found"})
-        return Response(200, {"model": {
-            "id": model, "type": "custom", "status": "trained", "capabilities": ["txt2img"],
-            "inputs": [
-                {"name": "prompt", "type": "string", "required": {"always": True}},
-                {"name": "negativePrompt", "type": "string"},
-                {"name": "aspectRatio", "type": "string",
-                 "allowedValues": ["1:1", "4:3", "3:4", "9:16", "16:9"]},
-                {"name": "width", "type": "number", "min": 256, "max": 2048},
-                {"name": "height", "type": "number", "min": 256, "max": 2048},
-                {"name": "numImages", "type": "number", "min": 1, "max": 8, "default": 1},
-                {"name": "seed", "type": "number"},
-            ],
-        }})
+        return Response(
+            200,
+            {
+                "model": {
+                    "id": model,
+                    "type": "custom",
+                    "status": "trained",
+                    "capabilities": ["txt2img"],
+                    "inputs": [
+                        {"name": "prompt", "type": "string", "required": {"always": True}},
+                        {"name": "negativePrompt", "type": "string"},
+                        {
+                            "name": "aspectRatio",
+                            "type": "string",
+                            "allowedValues": ["1:1", "4:3", "3:4", "9:16", "16:9"],
+                        },
+                        {"name": "width", "type": "number", "min": 256, "max": 2048},
+                        {"name": "height", "type": "number", "min": 256, "max": 2048},
+                        {"name": "numImages", "type": "number", "min": 1, "max": 8, "default": 1},
+                        {"name": "seed", "type": "number"},
+                    ],
+                }
+            },
+        )

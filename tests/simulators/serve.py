@@ -24,8 +24,9 @@ import pkgutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -48,16 +49,35 @@ def _attr(name: str) -> Env:
 SPECS: list[dict[str, Any]] = [
     {"cls": "MeteronSimulator", "port": 8701},
     {"cls": "ScenarioSimulator", "port": 8702},
-    {"cls": "OpenAISimulator", "port": 8703, "kwargs": {"flavour": "openai"},
-     "env": lambda url, sim: {"OPENAI_BASE_URL": url, "OPENAI_API_KEY": sim.api_key}},
-    {"cls": "OpenAISimulator", "port": 8704, "kwargs": {"flavour": "airefinery"},
-     "env": lambda url, sim: {"AIREFINERY_BASE_URL": url, "AIREFINERY_API_KEY": sim.api_key}},
-    {"cls": "ArtificialStudioSimulator", "port": 8705,
-     "env": lambda url, sim: {"ARTIFICIAL_STUDIO_BASE_URL": url,
-                              "ARTIFICIAL_STUDIO_API_KEY": sim.api_key}},
-    {"cls": "ReplicateSimulator", "port": 8706,
-     "env": lambda url, sim: {"REPLICATE_BASE_URL": url, "REPLICATE_API_TOKEN": sim.token,
-                              "REPLICATE_WEBHOOK_SECRET": REPLICATE_SECRET}},
+    {
+        "cls": "OpenAISimulator",
+        "port": 8703,
+        "kwargs": {"flavour": "openai"},
+        "env": lambda url, sim: {"OPENAI_BASE_URL": url, "OPENAI_API_KEY": sim.api_key},
+    },
+    {
+        "cls": "OpenAISimulator",
+        "port": 8704,
+        "kwargs": {"flavour": "airefinery"},
+        "env": lambda url, sim: {"AIREFINERY_BASE_URL": url, "AIREFINERY_API_KEY": sim.api_key},
+    },
+    {
+        "cls": "ArtificialStudioSimulator",
+        "port": 8705,
+        "env": lambda url, sim: {
+            "ARTIFICIAL_STUDIO_BASE_URL": url,
+            "ARTIFICIAL_STUDIO_API_KEY": sim.api_key,
+        },
+    },
+    {
+        "cls": "ReplicateSimulator",
+        "port": 8706,
+        "env": lambda url, sim: {
+            "REPLICATE_BASE_URL": url,
+            "REPLICATE_API_TOKEN": sim.token,
+            "REPLICATE_WEBHOOK_SECRET": REPLICATE_SECRET,
+        },
+    },
 ]
 
 
@@ -69,7 +89,11 @@ def discover() -> list[type[Simulator]]:
             continue
         module = importlib.import_module(f"tests.simulators.{info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Simulator) and cls is not Simulator and cls.__module__ == module.__name__:
+            if (
+                issubclass(cls, Simulator)
+                and cls is not Simulator
+                and cls.__module__ == module.__name__
+            ):
                 found.append(cls)
     return found
 
@@ -99,7 +123,9 @@ def env_for(cls, url: str, sim: Simulator, env: Env | None) -> dict[str, str]:
     return {}
 
 
-def build(entries, job_duration: float, bind: bool = True) -> list[tuple[Simulator, dict[str, str]]]:
+def build(
+    entries, job_duration: float, bind: bool = True
+) -> list[tuple[Simulator, dict[str, str]]]:
     """The simulators and their env. bind=False builds them on ephemeral ports (to read their
     keys) while the env still names the fixed ports."""
     sims = []
@@ -117,10 +143,17 @@ def build(entries, job_duration: float, bind: bool = True) -> list[tuple[Simulat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the provider simulators (test equipment).")
-    parser.add_argument("--print-env", action="store_true",
-                        help="print `export K=V` lines for the fixed ports and exit")
-    parser.add_argument("--job-duration", type=float, default=3.0,
-                        help="seconds a simulated async job takes (default 3)")
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print `export K=V` lines for the fixed ports and exit",
+    )
+    parser.add_argument(
+        "--job-duration",
+        type=float,
+        default=3.0,
+        help="seconds a simulated async job takes (default 3)",
+    )
     args = parser.parse_args(argv)
 
     entries = plan(discover())
@@ -137,15 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     print(" PROVIDER SIMULATORS — TEST EQUIPMENT, NOT REAL PROVIDERS (loopback only)")
     print(" Images are generated locally; nothing is sent to Meteron, Scenario, OpenAI, …")
     print("=" * 78)
-    for sim, env in sims:
+    for sim, _env in sims:
         sim.start()
         print(f"  {type(sim).__name__:<28} {sim.url}")
     print("\nSet these for the web server and the worker (make run SIMULATORS=1 does it):")
     for _, env in sims:
         for key, value in env.items():
             print(f"  export {key}={value}")
-    print("\nThen add a model, e.g.:\n  .venv/bin/python manage.py addmodel sim-meteron "
-          "--provider meteron --remote-id stable-diffusion --name 'Meteron (simulator)'")
+    print(
+        "\nThen add a model, e.g.:\n  .venv/bin/python manage.py addmodel sim-meteron "
+        "--provider meteron --remote-id stable-diffusion --name 'Meteron (simulator)'"
+    )
     sys.stdout.flush()
 
     stop = threading.Event()

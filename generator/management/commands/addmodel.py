@@ -58,8 +58,13 @@ class Command(BaseCommand):
             created = model is None
             if created:
                 model = AIModel(slug=slug, name=name or slug, enabled=not disabled)
-            before = (model.provider, model.remote_id, model.name, dict(model.options or {}),
-                      dict(model.params or {}))
+            before = (
+                model.provider,
+                model.remote_id,
+                model.name,
+                dict(model.options or {}),
+                dict(model.params or {}),
+            )
             model.provider = provider
             model.remote_id = remote_id
             if name:

@@ -85,11 +85,15 @@ class Command(BaseCommand):
         counts: Counter[str] = Counter()
         for ai_model in models.order_by("slug"):
             tag = tag_for(only_user, ai_model) if only_user else ""
-            self.stdout.write(f"Listing {ai_model.slug} ({ai_model.remote_id})"
-                              + (f" for {tag}" if tag else "") + " …")
+            self.stdout.write(
+                f"Listing {ai_model.slug} ({ai_model.remote_id})"
+                + (f" for {tag}" if tag else "")
+                + " …"
+            )
             try:
-                for page in provider.list_generations(user=tag, model=ai_model.remote_id,
-                                                      status=status):
+                for page in provider.list_generations(
+                    user=tag, model=ai_model.remote_id, status=status
+                ):
                     counts["pages"] += 1
                     for item in page:
                         counts["seen"] += 1
@@ -97,13 +101,15 @@ class Command(BaseCommand):
                     self.stdout.write(f"  page {counts['pages']}: {counts['seen']} seen so far")
             except ProviderError as exc:
                 raise CommandError(f"Meteron listing failed: {exc.message}") from None
-        self.stdout.write(self.style.SUCCESS(
-            f"Done: {counts['seen']} Meteron generations in {counts['pages']} pages; "
-            f"{counts['recovered']} recovered, {counts['recovered_failed']} recovered as failed, "
-            f"{counts['imported']} imported, {counts['known']} already known, "
-            f"{counts['not_ready']} not finished, {counts['no_user']} without a matching user, "
-            f"{counts['errors']} errors."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Done: {counts['seen']} Meteron generations in {counts['pages']} pages; "
+                f"{counts['recovered']} recovered, {counts['recovered_failed']} recovered as failed, "
+                f"{counts['imported']} imported, {counts['known']} already known, "
+                f"{counts['not_ready']} not finished, {counts['no_user']} without a matching user, "
+                f"{counts['errors']} errors."
+            )
+        )
 
     def sync_one(self, provider, ai_model, item, only_user) -> str:
         job_id = str(item.get("id") or "")
@@ -124,8 +130,10 @@ class Command(BaseCommand):
             return None
         User = get_user_model()
         field = "email__iexact" if ai_model.tag_with == AIModel.TagWith.EMAIL else "public_id"
-        return (User.objects.filter(**{field: tag}).first()
-                or User.objects.filter(Q(public_id=tag) | Q(email__iexact=tag)).first())
+        return (
+            User.objects.filter(**{field: tag}).first()
+            or User.objects.filter(Q(public_id=tag) | Q(email__iexact=tag)).first()
+        )
 
     def recover(self, provider, gen: Generation, item) -> str:
         if gen.is_final:
