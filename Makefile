@@ -9,7 +9,7 @@ WORKER_CONCURRENCY ?= 2
 # offline. Add models with e.g. `manage.py addmodel sim-meteron --provider meteron --remote-id x`.
 SIMULATORS ?= 0
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install clean audit
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ bench: $(VENV)/.installed
 	-psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))" 2>/dev/null
 	DATABASE_URL=$(BENCH_DATABASE_URL) EASEL_ALLOW_DEV_SECRET=1 $(PY) manage.py migrate --noinput -v0
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/run.py $(BENCH_ARGS)
+
+# Known vulnerabilities in the pinned runtime requirements, from PyPI's JSON API (a package
+# registry; nothing else is contacted). Fails on any finding and when the service cannot be
+# reached (fail closed). Pins PyPI does not know (e.g. from a local wheel mirror) are listed as
+# skipped; AUDIT_STRICT=1 makes those fatal too.
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip-audit -r requirements.txt --vulnerability-service pypi \
+		--progress-spinner off $(if $(filter 1 true,$(AUDIT_STRICT)),--strict,)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
