@@ -11,7 +11,7 @@ from django.urls import reverse
 from generator import tasks
 from generator.models import AIModel, Generation
 from generator.providers import get_provider
-from generator.providers.base import LimitReached, ProviderError
+from generator.providers.base import Done, LimitReached, Pending, ProviderError
 from tests.simulators.meteron import API_KEY, MeteronSimulator
 
 pytestmark = pytest.mark.django_db
@@ -299,3 +299,26 @@ def test_the_simulator_serves_history_request_bodies(sim):
     (gen_id,) = sim.add_history("u_x", "m", 1, prompt="old prompt")
     obj = sim._object(sim.generations[gen_id])
     assert json.loads(base64.b64decode(obj["requestBody"]))["prompt"] == "old prompt"
+
+
+def test_the_simulator_serves_queued_jobs_by_priority(
+    sim, async_model, owner, stranger, make_generation
+):
+    import time
+
+    sim.capacity, sim.job_duration = 1, 0.4
+    provider = get_provider("meteron")
+    owner.priority, stranger.priority = "low", "high"
+    first = make_generation(owner, model=async_model, status=Generation.Status.RUNNING)
+    low = make_generation(owner, model=async_model, status=Generation.Status.RUNNING)
+    high = make_generation(stranger, model=async_model, status=Generation.Status.RUNNING)
+    jobs = {}
+    for gen in (first, low, high):  # the first occupies the only server
+        gen.provider_job_id = provider.submit(gen).job_id
+        jobs[gen.pk] = gen
+    assert [r.header("x-priority") for r in sim.submissions()] == ["low", "low", "high"]
+    time.sleep(0.6)  # first done, the high-priority job (arrived last) runs before the low one
+    assert isinstance(provider.check(first), Done)
+    assert isinstance(provider.check(high), Pending | Done)
+    assert sim._status(sim.generations[high.provider_job_id]) in ("processing", "completed")
+    assert sim._status(sim.generations[low.provider_job_id]) == "pending"

@@ -8,7 +8,8 @@ presigned-like output URLs serving PNG bytes or the model server's JSON with a d
 (`output_mode`), which expire (`url_ttl`, or `expire_urls` at once); listing with
 model/user/status/id filters, pageSize ≤ 200 and opaque page tokens; per-user daily/monthly
 limits (X-User required when on) with /api/remaining/generations, rejected with a 429 JSON
-(the rejection shape is inferred). Every request is recorded (see Simulator.requests).
+(the rejection shape is inferred); with `capacity` set, queued async jobs start by X-Priority
+score (high 100 > medium 80 > low 20; the daily demotion of heavy users is not simulated). Every request is recorded (see Simulator.requests).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from tests.simulators.base import Request, Response, Simulator, png_bytes
 
 API_KEY = "sim-meteron-key"
+PRIORITY_SCORES = {"high": 100, "medium": 80, "low": 20}
 
 
 class MeteronSimulator(Simulator):
@@ -38,6 +40,9 @@ class MeteronSimulator(Simulator):
         self.fail_reason: str | None = None  # switch: jobs end `failed` with this reason
         self.daily_limit: int | None = None
         self.monthly_limit: int | None = None
+        # With a capacity, async jobs wait for one of that many servers and start by priority
+        # score (high 100, medium 80, low 20; then arrival), as Meteron's priority classes do.
+        self.capacity: int | None = None
         self.generations: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._state_lock = threading.Lock()
@@ -82,7 +87,9 @@ class MeteronSimulator(Simulator):
 
     # --- state -----------------------------------------------------------------------------
 
-    def _new(self, model: str, user: str, body: Any, is_async: bool) -> dict[str, Any]:
+    def _new(
+        self, model: str, user: str, body: Any, is_async: bool, priority: str = ""
+    ) -> dict[str, Any]:
         with self._state_lock:
             n = next(self._ids)
         gen_id = f"img_sim{n:06d}"
@@ -103,11 +110,39 @@ class MeteronSimulator(Simulator):
             "duration": self.job_duration,
             "fail_reason": self.fail_reason,
             "count": count,
+            "score": PRIORITY_SCORES.get(priority.lower(), PRIORITY_SCORES["medium"]),
         }
         self.generations[gen_id] = gen
         return gen
 
+    def _schedule(self) -> dict[str, float]:
+        """Start time of each async job when `capacity` servers take queued jobs by score."""
+        jobs = sorted(
+            (g for g in list(self.generations.values()) if g["async"]),
+            key=lambda g: (g["created"], g["id"]),
+        )
+        free = [0.0] * max(1, self.capacity or 1)
+        starts: dict[str, float] = {}
+        waiting = list(jobs)
+        while waiting:
+            slot = min(range(len(free)), key=free.__getitem__)
+            t = max(free[slot], waiting[0]["created"])
+            ready = [g for g in waiting if g["created"] <= t]
+            job = max(ready, key=lambda g: (g["score"], -g["created"]))
+            starts[job["id"]] = t
+            free[slot] = t + job["duration"]
+            waiting.remove(job)
+        return starts
+
     def _status(self, gen: dict[str, Any]) -> str:
+        if self.capacity and gen["async"]:
+            start = self._schedule().get(gen["id"], gen["created"])
+            now = time.time()
+            if now < start:
+                return "pending"
+            if now < start + gen["duration"]:
+                return "processing"
+            return "failed" if gen["fail_reason"] else "completed"
         elapsed = time.time() - gen["created"]
         if elapsed < gen["duration"] * 0.3:
             return "pending"
@@ -194,7 +229,7 @@ class MeteronSimulator(Simulator):
                     },
                 )
         is_async = request.header("x-async", "false").lower() == "true"
-        gen = self._new(model, user, body, is_async)
+        gen = self._new(model, user, body, is_async, request.header("x-priority"))
         if not is_async and gen["duration"]:
             time.sleep(gen["duration"])  # sync mode holds the request until done
         return Response(200, self._object(gen))
