@@ -271,8 +271,11 @@ def test_the_worker_keeps_serving_others_while_one_provider_job_misbehaves(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(180)
-def test_the_load_script_smoke_run_has_no_errors_and_leaves_nothing_unfinished(settings):
-    """bench/load.py --smoke: gunicorn + a worker + PostgreSQL + Redis, 3 users for 8 s."""
+def test_the_load_script_smoke_run_has_no_errors_and_leaves_nothing_unfinished(
+    settings, local_model
+):
+    """bench/load.py --smoke: gunicorn + a worker + PostgreSQL + Redis, 3 users for 8 s.
+    (`local_model` puts the seeded model back: transactional tests before this one flush it.)"""
     import json
     import subprocess
 
