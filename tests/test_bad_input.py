@@ -85,6 +85,27 @@ def command(*args, **kwargs):
     return run
 
 
+WEBHOOK_SECRET = "whsec_dGVzdHNlY3JldA=="
+
+
+def signed_hook(body: bytes, *, age: int = 0, signed_body: bytes | None = None):
+    """A Replicate-style webhook signed with the configured secret (Standard Webhooks)."""
+
+    def run(c):
+        import time
+
+        from generator.providers.replicate import sign
+
+        stamp = str(int(time.time()) - age)
+        signature = sign(WEBHOOK_SECRET, "msg_1", stamp, signed_body or body)
+        return c.client.generic("POST", "/webhooks/replicate/", body,
+                                content_type="application/json", HTTP_WEBHOOK_ID="msg_1",
+                                HTTP_WEBHOOK_TIMESTAMP=stamp,
+                                HTTP_WEBHOOK_SIGNATURE=f"v1,{signature}")
+
+    return run
+
+
 def forged_cursor(c):
     value = make_cursor(c.mine)
     raw, sig = value.rsplit(":", 1)
@@ -171,6 +192,13 @@ ROWS = [
     Row("webhook-no-signature", hook(body=b'{"id": "abc"}'), expect=(401,)),
     Row("webhook-huge-body", hook(body=b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}'),
         expect=(413,)),
+    Row("webhook-signed-unknown-job", signed_hook(b'{"id": "nosuchjob", "status": "succeeded"}'),
+        expect=(404,)),
+    Row("webhook-replayed-an-hour-later",
+        signed_hook(b'{"id": "nosuchjob", "status": "succeeded"}', age=3600), expect=(401,)),
+    Row("webhook-signature-for-another-body",
+        signed_hook(b'{"id": "nosuchjob", "status": "succeeded"}',
+                    signed_body=b'{"id": "other"}'), expect=(401,)),
     Row("webhook-unknown-provider", hook(provider="nosuchprovider"), expect=(404,)),
     Row("webhook-provider-without-webhooks", hook(provider="local"), expect=(404,)),
     Row("webhook-get", lambda c: c.client.get("/webhooks/replicate/"), expect=(405,)),
@@ -229,7 +257,7 @@ def test_bad_input_is_refused_and_changes_nothing(row, ctx, settings):
     settings.EASEL_PROVIDERS = {
         **settings.EASEL_PROVIDERS,
         "replicate": {**settings.EASEL_PROVIDERS.get("replicate", {}),
-                      "webhook_secret": "whsec_dGVzdHNlY3JldA=="},
+                      "webhook_secret": WEBHOOK_SECRET},
     }
     before = state()
     with (
