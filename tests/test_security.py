@@ -31,6 +31,7 @@ def _fresh_rate_limits():
     yield
     cache.clear()
 
+
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = '<script>alert("pwn")</script><img src=x onerror=alert(1)>'
 ESCAPED = "&lt;script&gt;alert(&quot;pwn&quot;)&lt;/script&gt;"
@@ -75,14 +76,24 @@ def test_every_post_without_a_csrf_token_is_refused(owner):
     assert checked > 20
 
 
-def test_the_prompt_form_works_with_its_token(owner, local_model, django_capture_on_commit_callbacks):
+def test_the_prompt_form_works_with_its_token(
+    owner, local_model, django_capture_on_commit_callbacks
+):
     client = Client(enforce_csrf_checks=True)
     client.force_login(owner)
     client.get("/")
     token = client.cookies["csrftoken"].value
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post("/", {"model": "local-sketch", "prompt": "ok", "size": "512x512",
-                                     "num_images": "1", "csrfmiddlewaretoken": token})
+        response = client.post(
+            "/",
+            {
+                "model": "local-sketch",
+                "prompt": "ok",
+                "size": "512x512",
+                "num_images": "1",
+                "csrfmiddlewaretoken": token,
+            },
+        )
     assert response.status_code == 302
     assert Generation.objects.count() == 1
 
@@ -93,11 +104,19 @@ def test_the_prompt_form_works_with_its_token(owner, local_model, django_capture
 @pytest.fixture
 def hostile(owner, local_model, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        gen, _ = actions.submit(owner, {"model": local_model, "prompt": PAYLOAD,
-                                        "negative_prompt": PAYLOAD, "num_images": 1,
-                                        "options": {"size": "64x64"}})
-    failed, _ = actions.submit(owner, {"model": local_model, "prompt": PAYLOAD + " 2",
-                                       "options": {"size": "64x64"}})
+        gen, _ = actions.submit(
+            owner,
+            {
+                "model": local_model,
+                "prompt": PAYLOAD,
+                "negative_prompt": PAYLOAD,
+                "num_images": 1,
+                "options": {"size": "64x64"},
+            },
+        )
+    failed, _ = actions.submit(
+        owner, {"model": local_model, "prompt": PAYLOAD + " 2", "options": {"size": "64x64"}}
+    )
     failed.fail(f"Provider said: {PAYLOAD}")
     gen.refresh_from_db()
     assert gen.status == Generation.Status.COMPLETED
@@ -112,8 +131,13 @@ def assert_escaped(body: str, where: str) -> None:
 
 def test_hostile_prompts_are_escaped_on_every_page(client, owner, staff, hostile):
     client.force_login(owner)
-    pages = ["/", "/gallery/", f"/gallery/{hostile.public_id}/", f"/g/{hostile.public_id}/card/",
-             "/gallery/?q=" + PAYLOAD]
+    pages = [
+        "/",
+        "/gallery/",
+        f"/gallery/{hostile.public_id}/",
+        f"/g/{hostile.public_id}/card/",
+        "/gallery/?q=" + PAYLOAD,
+    ]
     for url in pages:
         response = client.get(url)
         assert response.status_code == 200, url
@@ -122,9 +146,11 @@ def test_hostile_prompts_are_escaped_on_every_page(client, owner, staff, hostile
     assert ESCAPED in client.get(f"/gallery/{hostile.public_id}/").content.decode()
 
     client.force_login(staff)
-    admin_pages = [reverse("admin:generator_generation_changelist"),
-                   reverse("admin:generator_generation_changelist") + "?q=" + PAYLOAD,
-                   reverse("admin:generator_generation_change", args=[hostile.pk])]
+    admin_pages = [
+        reverse("admin:generator_generation_changelist"),
+        reverse("admin:generator_generation_changelist") + "?q=" + PAYLOAD,
+        reverse("admin:generator_generation_change", args=[hostile.pk]),
+    ]
     # Every admin page that takes no argument (dashboards, failure lists, changelists).
     for route, name, _ in walk(get_resolver()):
         if name.startswith("admin:") and "<" not in route and "(?P" not in route:
@@ -177,7 +203,9 @@ def test_the_csp_allows_images_from_the_configured_s3_endpoint(settings):
 
 
 def test_check_deploy_is_clean_with_production_settings():
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "EASEL_ALLOW_DEV_SECRET")}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is a test-run switch (live-server tests) that production never sets.
+    dropped = ("DEBUG", "EASEL_ALLOW_DEV_SECRET", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         SECRET_KEY="k" + "Zq8-vX2_pL7#mN4$wR9!tB6^yC1&hJ3*eF5@uA0%dG" * 2,
         DEBUG="false",
@@ -191,18 +219,31 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
 def test_production_refuses_to_start_without_a_secret_key():
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DEBUG", "EASEL_ALLOW_DEV_SECRET", "SECRET_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "EASEL_ALLOW_DEV_SECRET", "SECRET_KEY")
+    }
     env["DEBUG"] = "false"
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
 
@@ -227,8 +268,10 @@ def test_a_burst_of_failed_logins_is_refused(client, owner):
 
 def test_sign_up_is_rate_limited(client, settings):
     statuses = [
-        client.post("/accounts/signup/", {"email": f"new{i}@example.com",
-                                          "password1": "x", "password2": "y"}).status_code
+        client.post(
+            "/accounts/signup/",
+            {"email": f"new{i}@example.com", "password1": "x", "password2": "y"},
+        ).status_code
         for i in range(25)
     ]
     assert 429 in statuses
@@ -290,19 +333,32 @@ def test_provider_keys_never_reach_logs_pages_or_the_admin(
         providers["counting-sim"]["base_url"] = sim.url
         monkeypatch.setenv(URL_ENV, sim.url)
         model = AIModel.objects.create(
-            slug="sim", name="Sim", provider="counting-sim", remote_id="sim",
+            slug="sim",
+            name="Sim",
+            provider="counting-sim",
+            remote_id="sim",
             options={"sizes": ["64x64"], "max_images": 1},
         )
         gens = []
-        for faults in ({}, {"status": 500}, {"status": 401}, {"malformed_json": True},
-                       {"reset": True}):
+        for faults in (
+            {},
+            {"status": 500},
+            {"status": 401},
+            {"malformed_json": True},
+            {"reset": True},
+        ):
             sim.faults = type(sim.faults)(**faults)
             with django_capture_on_commit_callbacks(execute=True):
-                gens.append(actions.submit(owner, {"model": model, "prompt": "secret test",
-                                                   "options": {"size": "64x64"}})[0])
+                gens.append(
+                    actions.submit(
+                        owner,
+                        {"model": model, "prompt": "secret test", "options": {"size": "64x64"}},
+                    )[0]
+                )
         # The simulator really received the key: the test would catch a leak if there were one.
-        assert any(r.header("authorization") == f"Bearer {SECRETS['counting-sim']}"
-                   for r in sim.requests)
+        assert any(
+            r.header("authorization") == f"Bearer {SECRETS['counting-sim']}" for r in sim.requests
+        )
     statuses = {Generation.objects.get(pk=g.pk).status for g in gens}
     assert statuses == {"completed", "failed"}
 
@@ -310,8 +366,10 @@ def test_provider_keys_never_reach_logs_pages_or_the_admin(
     pages = ["/", "/gallery/", "/account/"] + [f"/gallery/{g.public_id}/" for g in gens]
     bodies = [client.get(url).content.decode() for url in pages]
     client.force_login(staff)
-    admin_pages = [reverse("admin:generator_aimodel_change", args=[model.pk]),
-                   reverse("admin:generator_generation_changelist")]
+    admin_pages = [
+        reverse("admin:generator_aimodel_change", args=[model.pk]),
+        reverse("admin:generator_generation_changelist"),
+    ]
     admin_pages += [reverse("admin:generator_generation_change", args=[g.pk]) for g in gens]
     for route, name, _ in walk(get_resolver()):
         if name.startswith("admin:") and "<" not in route and "(?P" not in route:
@@ -326,3 +384,67 @@ def test_provider_keys_never_reach_logs_pages_or_the_admin(
         assert key not in errors, f"{key} in an error shown to users"
         for body in bodies:
             assert key not in body, f"{key} on a page"
+
+
+# --- The CSP in a real browser ----------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_pages_run_their_scripts_under_the_csp_without_violations(
+    live_server, owner, local_model, wide_model, django_capture_on_commit_callbacks
+):
+    import shutil
+
+    from tests.conftest import require
+
+    chromium = "/usr/bin/chromium"
+    require(
+        shutil.which(chromium) is not None or os.path.exists(chromium), "needs /usr/bin/chromium"
+    )
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    gen, _ = actions.submit(
+        owner,
+        {"model": local_model, "prompt": PAYLOAD, "options": {"size": "64x64"}, "num_images": 1},
+    )
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
+    violations: list[str] = []
+    dialogs: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args, headless=True)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(20_000)
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e => "
+            "console.error('Content Security Policy violation: ' + e.violatedDirective));"
+        )
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=login]", owner.email)
+        page.fill("input[name=password]", "pw-Secret-123")
+        page.click("form button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        # easel.js runs: choosing a model with aspect ratios hides the size field.
+        page.select_option("select[name=model]", "local-wide")
+        page.wait_for_selector("[data-option=sizes]", state="hidden")
+        assert page.locator("[data-option=aspect_ratios]").is_visible()
+        for url in ("/gallery/", f"/gallery/{gen.public_id}/", "/account/"):
+            page.goto(f"{live_server.url}{url}")
+            page.wait_for_load_state("load")
+        browser.close()
+    assert violations == []
+    assert dialogs == []  # the hostile prompt never ran
