@@ -21,7 +21,7 @@ import os
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ os.environ.setdefault("EASEL_ALLOW_DEV_SECRET", "1")
 HEAVY_EMAIL = "heavy@bench.easel"
 BENCH_PASSWORD = "bench-Password-123"
 N_OBJECTS = 8
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=365 * 2)
 
 # (slug, name, provider, remote_id, params) — models a real install could have.
@@ -77,13 +77,23 @@ def ensure_models() -> dict[str, int]:
 
     ids = {}
     for position, (slug, name, provider, remote_id, params) in enumerate(BENCH_MODELS):
-        options = {"sizes": ["64x64", "512x512"], "max_images": 4, "seed": True,
-                   "defaults": {"size": "64x64" if provider == "local" else "512x512"}}
+        options = {
+            "sizes": ["64x64", "512x512"],
+            "max_images": 4,
+            "seed": True,
+            "defaults": {"size": "64x64" if provider == "local" else "512x512"},
+        }
         model, _ = AIModel.objects.update_or_create(
             slug=slug,
-            defaults={"name": name, "provider": provider, "remote_id": remote_id,
-                      "params": params, "options": options, "position": 500 + position,
-                      "timeout_seconds": 600},
+            defaults={
+                "name": name,
+                "provider": provider,
+                "remote_id": remote_id,
+                "params": params,
+                "options": options,
+                "position": 500 + position,
+                "timeout_seconds": 600,
+            },
         )
         ids[slug] = model.pk
     return ids
@@ -108,8 +118,15 @@ def store_objects(seed: int) -> list[dict]:
             name = default_storage.save(name, ContentFile(data))
         if not default_storage.exists(thumb_name):
             thumb_name = default_storage.save(thumb_name, ContentFile(thumb))
-        objects.append({"file": name, "thumbnail": thumb_name, "bytes": len(data),
-                        "thumbnail_bytes": len(thumb), "sha256": hashlib.sha256(data).hexdigest()})
+        objects.append(
+            {
+                "file": name,
+                "thumbnail": thumb_name,
+                "bytes": len(data),
+                "thumbnail_bytes": len(thumb),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
     return objects
 
 
@@ -144,10 +161,13 @@ class Copier:
                 elif f.null:
                     self.defaults[f.attname] = None
                 elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                    self.defaults[f.attname] = datetime.now(timezone.utc)
+                    self.defaults[f.attname] = datetime.now(UTC)
                 else:
-                    self.defaults[f.attname] = "" if f.get_internal_type() in (
-                        "CharField", "TextField", "FileField") else 0
+                    self.defaults[f.attname] = (
+                        ""
+                        if f.get_internal_type() in ("CharField", "TextField", "FileField")
+                        else 0
+                    )
         cols = ", ".join(f'"{c}"' for c in self.columns)
         self.ctx = cursor.copy(f'COPY "{model._meta.db_table}" ({cols}) FROM STDIN')
         self.copy = self.ctx.__enter__()
@@ -165,8 +185,7 @@ class Copier:
         self.ctx.__exit__(None, None, None)
 
 
-def generate(users: int, generations: int, heavy: int, seed: int = 8,
-             log=print) -> dict:
+def generate(users: int, generations: int, heavy: int, seed: int = 8, log=print) -> dict:
     """Empty the generation tables and write the data set. Returns a summary."""
     from django.contrib.auth.hashers import make_password
     from django.db import connection, transaction
@@ -181,7 +200,7 @@ def generate(users: int, generations: int, heavy: int, seed: int = 8,
     model_list = list(model_ids.values())
     objects = store_objects(seed)
     password = make_password(BENCH_PASSWORD)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             f'TRUNCATE "{OutputImage._meta.db_table}", "{Generation._meta.db_table}" '
@@ -191,20 +210,42 @@ def generate(users: int, generations: int, heavy: int, seed: int = 8,
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM accounts_user")
         first_user = cur.fetchone()[0] + 1
         # Users: one heavy user first, then the rest.
-        copier = Copier(cur, User, ["id", "password", "username", "email", "public_id",
-                                    "priority", "date_joined", "is_active"])
+        copier = Copier(
+            cur,
+            User,
+            [
+                "id",
+                "password",
+                "username",
+                "email",
+                "public_id",
+                "priority",
+                "date_joined",
+                "is_active",
+            ],
+        )
         user_ids = []
         for n in range(users):
             uid = first_user + n
             email = HEAVY_EMAIL if n == 0 else f"user{n}@bench.easel"
-            copier.write({"id": uid, "password": password, "username": email, "email": email,
-                          "public_id": f"u_bench{seed:02d}{n:06d}",
-                          "priority": ("medium", "high", "low")[n % 3],
-                          "date_joined": EPOCH, "is_active": True})
+            copier.write(
+                {
+                    "id": uid,
+                    "password": password,
+                    "username": email,
+                    "email": email,
+                    "public_id": f"u_bench{seed:02d}{n:06d}",
+                    "priority": ("medium", "high", "low")[n % 3],
+                    "date_joined": EPOCH,
+                    "is_active": True,
+                }
+            )
             user_ids.append(uid)
         copier.close()
-        cur.execute("SELECT setval(pg_get_serial_sequence('accounts_user', 'id'), "
-                    "(SELECT MAX(id) FROM accounts_user))")
+        cur.execute(
+            "SELECT setval(pg_get_serial_sequence('accounts_user', 'id'), "
+            "(SELECT MAX(id) FROM accounts_user))"
+        )
         log(f"users: {users} in {time.monotonic() - t0:.1f}s")
 
         # Per-user counts: the heavy user's, then the others' spread at random.
@@ -215,13 +256,33 @@ def generate(users: int, generations: int, heavy: int, seed: int = 8,
         if others:
             for i in range(others):
                 counts[1 + i] = rest // others
-            for i in range(rest - (rest // others) * others):
+            for _ in range(rest - (rest // others) * others):
                 counts[1 + rng.randrange(others)] += 1
 
-        gen_cols = ["id", "public_id", "user_id", "model_id", "provider", "prompt", "options",
-                    "seed", "num_images", "status", "error", "progress", "tag_sent", "priority",
-                    "attempts", "dispatches", "created_at", "dispatched_at", "started_at",
-                    "submitted_at", "finished_at", "updated_at"]
+        gen_cols = [
+            "id",
+            "public_id",
+            "user_id",
+            "model_id",
+            "provider",
+            "prompt",
+            "options",
+            "seed",
+            "num_images",
+            "status",
+            "error",
+            "progress",
+            "tag_sent",
+            "priority",
+            "attempts",
+            "dispatches",
+            "created_at",
+            "dispatched_at",
+            "started_at",
+            "submitted_at",
+            "finished_at",
+            "updated_at",
+        ]
         gcopy = Copier(cur, Generation, gen_cols)
         images: list[tuple] = []
         provider_of = {pk: BENCH_MODELS[i][2] for i, pk in enumerate(model_list)}
@@ -245,42 +306,80 @@ def generate(users: int, generations: int, heavy: int, seed: int = 8,
                 wait = timedelta(seconds=rng.uniform(0.05, 2))
                 took = timedelta(seconds=rng.uniform(2, 30))
                 final = status in ("completed", "failed", "canceled")
-                gcopy.write({
-                    "id": gid, "public_id": f"b{seed:02d}{gid:011d}", "user_id": uid,
-                    "model_id": model_pk, "provider": provider_of[model_pk],
-                    "prompt": WORDS[rng.randrange(len(WORDS))],
-                    "options": {"size": "512x512"}, "seed": rng.randrange(2**32),
-                    "num_images": num, "status": status,
-                    "error": {"failed": "The provider rejected the prompt (content policy).",
-                              "canceled": "Canceled."}.get(status, ""),
-                    "progress": 1.0 if status == "completed" else None,
-                    "tag_sent": f"u_bench{seed:02d}{n:06d}", "priority": 5, "attempts": 1,
-                    "dispatches": 1, "created_at": created, "dispatched_at": created,
-                    "started_at": created + wait if status != "queued" else None,
-                    "submitted_at": created + wait if status != "queued" else None,
-                    "finished_at": created + wait + took if final else None,
-                    "updated_at": created + wait + took,
-                })
+                gcopy.write(
+                    {
+                        "id": gid,
+                        "public_id": f"b{seed:02d}{gid:011d}",
+                        "user_id": uid,
+                        "model_id": model_pk,
+                        "provider": provider_of[model_pk],
+                        "prompt": WORDS[rng.randrange(len(WORDS))],
+                        "options": {"size": "512x512"},
+                        "seed": rng.randrange(2**32),
+                        "num_images": num,
+                        "status": status,
+                        "error": {
+                            "failed": "The provider rejected the prompt (content policy).",
+                            "canceled": "Canceled.",
+                        }.get(status, ""),
+                        "progress": 1.0 if status == "completed" else None,
+                        "tag_sent": f"u_bench{seed:02d}{n:06d}",
+                        "priority": 5,
+                        "attempts": 1,
+                        "dispatches": 1,
+                        "created_at": created,
+                        "dispatched_at": created,
+                        "started_at": created + wait if status != "queued" else None,
+                        "submitted_at": created + wait if status != "queued" else None,
+                        "finished_at": created + wait + took if final else None,
+                        "updated_at": created + wait + took,
+                    }
+                )
                 if status == "completed":
                     for index in range(num):
                         images.append((gid, index, created + wait + took))
             if n == 0 or (n % 100 == 0):
                 log(f"  user {n}: {gid} generations so far ({time.monotonic() - t0:.1f}s)")
         gcopy.close()
-        cur.execute("SELECT setval(pg_get_serial_sequence('generator_generation', 'id'), %s)",
-                    [max(gid, 1)])
+        cur.execute(
+            "SELECT setval(pg_get_serial_sequence('generator_generation', 'id'), %s)", [max(gid, 1)]
+        )
         log(f"generations: {gid} in {time.monotonic() - t0:.1f}s")
 
-        icopy = Copier(cur, OutputImage, ["generation_id", "index", "file", "thumbnail", "width",
-                                          "height", "bytes", "content_type", "thumbnail_bytes",
-                                          "sha256", "created_at"])
-        for i, (gen_pk, index, at) in enumerate(images):
+        icopy = Copier(
+            cur,
+            OutputImage,
+            [
+                "generation_id",
+                "index",
+                "file",
+                "thumbnail",
+                "width",
+                "height",
+                "bytes",
+                "content_type",
+                "thumbnail_bytes",
+                "sha256",
+                "created_at",
+            ],
+        )
+        for gen_pk, index, at in images:
             obj = objects[(gen_pk + index) % len(objects)]
-            icopy.write({"generation_id": gen_pk, "index": index, "file": obj["file"],
-                         "thumbnail": obj["thumbnail"], "width": 512, "height": 512,
-                         "bytes": obj["bytes"], "content_type": "image/png",
-                         "thumbnail_bytes": obj["thumbnail_bytes"], "sha256": obj["sha256"],
-                         "created_at": at})
+            icopy.write(
+                {
+                    "generation_id": gen_pk,
+                    "index": index,
+                    "file": obj["file"],
+                    "thumbnail": obj["thumbnail"],
+                    "width": 512,
+                    "height": 512,
+                    "bytes": obj["bytes"],
+                    "content_type": "image/png",
+                    "thumbnail_bytes": obj["thumbnail_bytes"],
+                    "sha256": obj["sha256"],
+                    "created_at": at,
+                }
+            )
         icopy.close()
         log(f"images: {len(images)} in {time.monotonic() - t0:.1f}s")
     with connection.cursor() as cur:
@@ -290,8 +389,15 @@ def generate(users: int, generations: int, heavy: int, seed: int = 8,
         cur.execute(f'VACUUM ANALYZE "{OutputImage._meta.db_table}"')
     seconds = time.monotonic() - t0
     log(f"done in {seconds:.1f}s")
-    return {"database": name, "users": users, "generations": gid, "images": len(images),
-            "heavy": counts[0], "seconds": round(seconds, 1), "seed": seed}
+    return {
+        "database": name,
+        "users": users,
+        "generations": gid,
+        "images": len(images),
+        "heavy": counts[0],
+        "seconds": round(seconds, 1),
+        "seed": seed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,8 +68,14 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 
 def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -91,6 +97,7 @@ def tree_rss_mib(pid: int) -> float:
 
 # --- load generation --------------------------------------------------------------------
 
+
 def _ms(value: str) -> float:
     m = re.match(r"([\d.]+)(us|ms|s|m)", value)
     if not m:
@@ -100,12 +107,20 @@ def _ms(value: str) -> float:
 
 
 def run_wrk(url: str, cookie: str, seconds: float, connections: int, lua: Path | None) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency",
-           "--timeout", "10s", "-H", f"Cookie: {cookie}"]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, int(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-H",
+        f"Cookie: {cookie}",
+    ]
     if lua:
         cmd += ["-s", str(lua)]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True,
-                         timeout=seconds + 30).stdout
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
@@ -164,12 +179,21 @@ def run_python(url: str, cookie: str, seconds: float, connections: int, post: st
         t.join()
     took = time.monotonic() - start
     latencies.sort()
-    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0
-    return {"rps": len(latencies) / took, "p50": pct(0.5), "p99": pct(0.99),
-            "errors": errors[0], "tool": "python"}
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0.0
+
+    return {
+        "rps": len(latencies) / took,
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "errors": errors[0],
+        "tool": "python",
+    }
 
 
 # --- the run ----------------------------------------------------------------------------
+
 
 class Bench:
     def __init__(self, args):
@@ -198,18 +222,32 @@ class Bench:
         env.pop("CELERY_TASK_ALWAYS_EAGER", None)
         if self.args.storage == "s3":
             port = free_port()
-            self.procs.append(spawn([str(Path(PY).parent / "moto_server"), "-H", "127.0.0.1",
-                                     "-p", str(port)], dict(env), self.tmp / "moto.log"))
+            self.procs.append(
+                spawn(
+                    [str(Path(PY).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                    dict(env),
+                    self.tmp / "moto.log",
+                )
+            )
             wait_http(f"http://127.0.0.1:{port}/moto-api/", 30)
-            env.update(STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="easel-bench",
-                       AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-                       AWS_S3_REGION_NAME="us-east-1", AWS_ACCESS_KEY_ID="bench",
-                       AWS_SECRET_ACCESS_KEY="bench-secret", AWS_S3_ADDRESSING_STYLE="path")
+            env.update(
+                STORAGE_BACKEND="s3",
+                AWS_STORAGE_BUCKET_NAME="easel-bench",
+                AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                AWS_S3_REGION_NAME="us-east-1",
+                AWS_ACCESS_KEY_ID="bench",
+                AWS_SECRET_ACCESS_KEY="bench-secret",
+                AWS_S3_ADDRESSING_STYLE="path",
+            )
             import boto3
 
-            boto3.client("s3", endpoint_url=env["AWS_S3_ENDPOINT_URL"], region_name="us-east-1",
-                         aws_access_key_id="bench", aws_secret_access_key="bench-secret"
-                         ).create_bucket(Bucket="easel-bench")
+            boto3.client(
+                "s3",
+                endpoint_url=env["AWS_S3_ENDPOINT_URL"],
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench-secret",
+            ).create_bucket(Bucket="easel-bench")
         else:
             env["STORAGE_BACKEND"] = "local"
             env.setdefault("MEDIA_ROOT", str(self.tmp / "media"))
@@ -242,14 +280,21 @@ class Bench:
         from generator.models import Generation
 
         self.heavy = User.objects.get(email=HEAVY_EMAIL)
-        self.other = User.objects.filter(email__endswith="@bench.easel").exclude(
-            pk=self.heavy.pk).order_by("pk").first()
+        self.other = (
+            User.objects.filter(email__endswith="@bench.easel")
+            .exclude(pk=self.heavy.pk)
+            .order_by("pk")
+            .first()
+        )
         client = Client()
         client.force_login(self.heavy)
         self.cookie = f"sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}"
         depth = min(self.args.deep, Generation.objects.filter(user=self.heavy).count() - 60)
-        deep = (Generation.objects.for_user(self.heavy).newest_first()
-                .only("id", "created_at")[depth - 1])
+        deep = (
+            Generation.objects.for_user(self.heavy)
+            .newest_first()
+            .only("id", "created_at")[depth - 1]
+        )
         self.deep_cursor = make_cursor(deep)
         self.depth = depth
         self.start_pk = Generation.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
@@ -287,12 +332,16 @@ class Bench:
                 client.get(url)
             cards = response.content.decode().count('class="gen-card')
             self.query_counts[name] = len(warm.captured_queries)
-            self.plans.append(f"#### {name}: {len(warm.captured_queries)} queries "
-                              f"({len(ctx.captured_queries)} when the status counts are not "
-                              f"cached), {cards} cards\n")
+            self.plans.append(
+                f"#### {name}: {len(warm.captured_queries)} queries "
+                f"({len(ctx.captured_queries)} when the status counts are not "
+                f"cached), {cards} cards\n"
+            )
             for q in ctx.captured_queries:
                 sql = q["sql"]
-                if "generator_generation" not in sql or not sql.lstrip().upper().startswith("SELECT"):
+                if "generator_generation" not in sql or not sql.lstrip().upper().startswith(
+                    "SELECT"
+                ):
                     continue
                 with connection.cursor() as cur:
                     cur.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + sql)
@@ -304,22 +353,49 @@ class Bench:
         self.seq_scans = seq_scans
         counts = set(self.query_counts.values())
         self.log(f"queries per page: {self.query_counts}; seq scans of generations: {seq_scans}")
-        self.rows.append({"measure": "SQL queries per gallery page (p1 / deep / filtered)",
-                          "value": " / ".join(str(v) for v in self.query_counts.values()),
-                          "baseline": "", "ratio": "", "target": "constant",
-                          "ok": len(counts) <= 2 and max(counts) - min(counts) <= 1})
-        self.rows.append({"measure": "seq scans of generations in gallery plans",
-                          "value": str(seq_scans), "baseline": "", "ratio": "",
-                          "target": "0", "ok": seq_scans == 0})
+        self.rows.append(
+            {
+                "measure": "SQL queries per gallery page (p1 / deep / filtered)",
+                "value": " / ".join(str(v) for v in self.query_counts.values()),
+                "baseline": "",
+                "ratio": "",
+                "target": "constant",
+                "ok": len(counts) <= 2 and max(counts) - min(counts) <= 1,
+            }
+        )
+        self.rows.append(
+            {
+                "measure": "seq scans of generations in gallery plans",
+                "value": str(seq_scans),
+                "baseline": "",
+                "ratio": "",
+                "target": "0",
+                "ok": seq_scans == 0,
+            }
+        )
 
     def web(self) -> None:
         a = self.args
         port = free_port()
         env = dict(os.environ)
-        self.gunicorn = spawn([str(Path(PY).parent / "gunicorn"), "config.wsgi", "-w", "2",
-                               "-b", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
-                               "--error-logfile", "-", "--log-level", "warning"],
-                              env, self.tmp / "gunicorn.log")
+        self.gunicorn = spawn(
+            [
+                str(Path(PY).parent / "gunicorn"),
+                "config.wsgi",
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "/dev/null",
+                "--error-logfile",
+                "-",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            self.tmp / "gunicorn.log",
+        )
         self.procs.append(self.gunicorn)
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/bench/trivial/", 30, self.cookie)
@@ -327,8 +403,10 @@ class Bench:
         if not use_wrk:
             self.notes.append("load tool: Python client (wrk not installed)")
         urls = self.urls()
-        post_body = ("model=bench-instant&prompt=a+red+fox+in+the+snow&num_images=1&size=64x64"
-                     f"&idempotency_key=KEY&csrfmiddlewaretoken={CSRF}")
+        post_body = (
+            "model=bench-instant&prompt=a+red+fox+in+the+snow&num_images=1&size=64x64"
+            f"&idempotency_key=KEY&csrfmiddlewaretoken={CSRF}"
+        )
         lua = self.tmp / "post.lua"
         lua.write_text(
             'wrk.method = "POST"\n'
@@ -337,7 +415,8 @@ class Bench:
             "local tag = tostring(math.random(100000000, 999999999))\n"
             "request = function()\n  n = n + 1\n"
             f'  local body = string.gsub("{post_body}", "KEY", "w" .. tag .. "n" .. n)\n'
-            "  return wrk.format(nil, nil, nil, body)\nend\n")
+            "  return wrk.format(nil, nil, nil, body)\nend\n"
+        )
         steps = {**urls, "submission (POST /)": "/"}
         for url in steps.values():  # warm both workers, and check every page answers
             for _ in range(4):
@@ -350,43 +429,84 @@ class Bench:
             for name, url in steps.items():
                 post = name.startswith("submission")
                 if use_wrk:
-                    res = run_wrk(base + url, self.cookie, a.duration, a.connections,
-                                  lua if post else None)
+                    res = run_wrk(
+                        base + url, self.cookie, a.duration, a.connections, lua if post else None
+                    )
                 else:
-                    res = run_python(base + url, self.cookie, a.duration, a.connections,
-                                     post_body if post else "")
-                self.log(f"round {r + 1} {name}: {res['rps']:.1f} req/s p50 {res['p50']:.1f} ms "
-                         f"p99 {res['p99']:.1f} ms errors {res['errors']}")
+                    res = run_python(
+                        base + url,
+                        self.cookie,
+                        a.duration,
+                        a.connections,
+                        post_body if post else "",
+                    )
+                self.log(
+                    f"round {r + 1} {name}: {res['rps']:.1f} req/s p50 {res['p50']:.1f} ms "
+                    f"p99 {res['p99']:.1f} ms errors {res['errors']}"
+                )
                 results[name].append(res)
         self.web_results = results
-        med = {n: {k: statistics.median(x[k] for x in v) for k in ("rps", "p50", "p99", "errors")}
-               for n, v in results.items()}
+        med = {
+            n: {k: statistics.median(x[k] for x in v) for k in ("rps", "p50", "p99", "errors")}
+            for n, v in results.items()
+        }
         names = list(steps)
         triv, p1 = med[names[0]], med[names[1]]
         self.table_web = med
-        self.rows.append({"measure": "trivial view (baseline)",
-                          "value": f"{triv['rps']:.0f} req/s, p99 {triv['p99']:.1f} ms",
-                          "baseline": "", "ratio": "", "target": "", "ok": triv["errors"] == 0})
-        self.rows.append({"measure": "gallery page 1, heavy user, 48 cards: throughput",
-                          "value": f"{p1['rps']:.0f} req/s", "baseline": f"{triv['rps']:.0f} req/s",
-                          "ratio": f"{p1['rps'] / triv['rps']:.2f}×", "target": "≥ 0.5×",
-                          "ok": p1["rps"] / triv["rps"] >= 0.5 and p1["errors"] == 0})
-        self.rows.append({"measure": "gallery page 1: p99 latency",
-                          "value": f"{p1['p99']:.1f} ms", "baseline": f"{triv['p99']:.1f} ms",
-                          "ratio": f"{p1['p99'] / triv['p99']:.2f}×", "target": "≤ 3×",
-                          "ok": p1["p99"] / triv["p99"] <= 3})
+        self.rows.append(
+            {
+                "measure": "trivial view (baseline)",
+                "value": f"{triv['rps']:.0f} req/s, p99 {triv['p99']:.1f} ms",
+                "baseline": "",
+                "ratio": "",
+                "target": "",
+                "ok": triv["errors"] == 0,
+            }
+        )
+        self.rows.append(
+            {
+                "measure": "gallery page 1, heavy user, 48 cards: throughput",
+                "value": f"{p1['rps']:.0f} req/s",
+                "baseline": f"{triv['rps']:.0f} req/s",
+                "ratio": f"{p1['rps'] / triv['rps']:.2f}×",
+                "target": "≥ 0.5×",
+                "ok": p1["rps"] / triv["rps"] >= 0.5 and p1["errors"] == 0,
+            }
+        )
+        self.rows.append(
+            {
+                "measure": "gallery page 1: p99 latency",
+                "value": f"{p1['p99']:.1f} ms",
+                "baseline": f"{triv['p99']:.1f} ms",
+                "ratio": f"{p1['p99'] / triv['p99']:.2f}×",
+                "target": "≤ 3×",
+                "ok": p1["p99"] / triv["p99"] <= 3,
+            }
+        )
         for name in names[2:4]:
             m = med[name]
             ratio = m["rps"] / p1["rps"]
-            self.rows.append({"measure": f"{name}: throughput", "value": f"{m['rps']:.0f} req/s",
-                              "baseline": f"page 1 {p1['rps']:.0f} req/s",
-                              "ratio": f"{ratio:.2f}×", "target": "within 10% (≥ 0.9×)",
-                              "ok": ratio >= 0.9 and m["errors"] == 0})
+            self.rows.append(
+                {
+                    "measure": f"{name}: throughput",
+                    "value": f"{m['rps']:.0f} req/s",
+                    "baseline": f"page 1 {p1['rps']:.0f} req/s",
+                    "ratio": f"{ratio:.2f}×",
+                    "target": "within 10% (≥ 0.9×)",
+                    "ok": ratio >= 0.9 and m["errors"] == 0,
+                }
+            )
         sub = med["submission (POST /)"]
-        self.rows.append({"measure": "submission (POST, validate, save, enqueue)",
-                          "value": f"{sub['rps']:.0f} req/s", "baseline": f"{triv['rps']:.0f} req/s",
-                          "ratio": f"{sub['rps'] / triv['rps']:.2f}×", "target": "≥ 0.3×",
-                          "ok": sub["rps"] / triv["rps"] >= 0.3 and sub["errors"] == 0})
+        self.rows.append(
+            {
+                "measure": "submission (POST, validate, save, enqueue)",
+                "value": f"{sub['rps']:.0f} req/s",
+                "baseline": f"{triv['rps']:.0f} req/s",
+                "ratio": f"{sub['rps'] / triv['rps']:.2f}×",
+                "target": "≥ 0.3×",
+                "ok": sub["rps"] / triv["rps"] >= 0.3 and sub["errors"] == 0,
+            }
+        )
         from generator.models import Generation
 
         made = Generation.objects.filter(pk__gt=self.start_pk, user=self.heavy).count()
@@ -397,15 +517,37 @@ class Bench:
 
     # --- Celery ---------------------------------------------------------------------------
     def purge(self) -> None:
-        subprocess.run([PY, "-m", "celery", "-A", "config", "purge", "-f"], cwd=ROOT,
-                       env=dict(os.environ), capture_output=True, timeout=60)
+        subprocess.run(
+            [PY, "-m", "celery", "-A", "config", "purge", "-f"],
+            cwd=ROOT,
+            env=dict(os.environ),
+            capture_output=True,
+            timeout=60,
+        )
 
     def start_worker(self, name: str, **extra: str) -> subprocess.Popen:
         env = {**os.environ, **extra}
-        proc = spawn([PY, "-m", "celery", "-A", "config", "worker", "-I", "bench.tasks",
-                      "--concurrency=2", "--without-gossip", "--without-mingle",
-                      "--without-heartbeat", "--loglevel=WARNING", "-n", f"bench-{name}@%h"],
-                     env, self.tmp / f"worker-{name}.log")
+        proc = spawn(
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-I",
+                "bench.tasks",
+                "--concurrency=2",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=WARNING",
+                "-n",
+                f"bench-{name}@%h",
+            ],
+            env,
+            self.tmp / f"worker-{name}.log",
+        )
         self.procs.append(proc)
         return proc
 
@@ -444,9 +586,16 @@ class Bench:
         stop(worker)
         self.noop_rate = (n - 1) / max(last - first, 1e-6)
         self.log(f"noop tasks: {self.noop_rate:.0f}/s")
-        self.rows.append({"measure": "trivial Celery task (baseline)",
-                          "value": f"{self.noop_rate:.0f} tasks/s", "baseline": "", "ratio": "",
-                          "target": "", "ok": True})
+        self.rows.append(
+            {
+                "measure": "trivial Celery task (baseline)",
+                "value": f"{self.noop_rate:.0f} tasks/s",
+                "baseline": "",
+                "ratio": "",
+                "target": "",
+                "ok": True,
+            }
+        )
 
     def _queue(self, model_slug: str, n: int, user) -> list[int]:
         from django.utils import timezone
@@ -456,10 +605,18 @@ class Bench:
 
         model = AIModel.objects.get(slug=model_slug)
         gens = Generation.objects.bulk_create(
-            Generation(user=user, model=model, provider=model.provider,
-                       prompt=f"bench pipeline {i}", options={"size": "64x64"}, seed=i,
-                       num_images=1, tag_sent=user.public_id)
-            for i in range(n))
+            Generation(
+                user=user,
+                model=model,
+                provider=model.provider,
+                prompt=f"bench pipeline {i}",
+                options={"size": "64x64"},
+                seed=i,
+                num_images=1,
+                tag_sent=user.public_id,
+            )
+            for i in range(n)
+        )
         # What actions.dispatch does, in bulk: publish each task, then one UPDATE.
         for gen in gens:
             run_generation.apply_async((gen.pk,), priority=gen.priority)
@@ -489,31 +646,40 @@ class Bench:
                 mem["mark_done"] = done
 
         final = Generation.FINAL
-        first, last, _ = self.timed(lambda: rows.filter(status__in=final).count(), n,
-                                    1800 if not self.smoke else 120, tick)
+        first, last, _ = self.timed(
+            lambda: rows.filter(status__in=final).count(), n, 1800 if not self.smoke else 120, tick
+        )
         mem["end"] = tree_rss_mib(worker.pid)
         stop(worker)
         failed = rows.exclude(status=Generation.Status.COMPLETED).count()
         rate = (n - 1) / max(last - first, 1e-6)
         self.log(f"pipeline: {rate:.1f}/s, failed {failed}, memory {mem}")
-        self.rows.append({"measure": "pipeline: local provider at once, 64×64, concurrency 2",
-                          "value": f"{rate:.1f} generations/s",
-                          "baseline": f"{self.noop_rate:.0f} tasks/s",
-                          "ratio": f"{rate / self.noop_rate:.2f}×", "target": "≥ 0.2×",
-                          "ok": rate / self.noop_rate >= 0.2 and failed == 0})
+        self.rows.append(
+            {
+                "measure": "pipeline: local provider at once, 64×64, concurrency 2",
+                "value": f"{rate:.1f} generations/s",
+                "baseline": f"{self.noop_rate:.0f} tasks/s",
+                "ratio": f"{rate / self.noop_rate:.2f}×",
+                "target": "≥ 0.2×",
+                "ok": rate / self.noop_rate >= 0.2 and failed == 0,
+            }
+        )
         growth = mem["end"] / mem["mark"] - 1
-        self.rows.append({"measure": f"worker RSS after {n:,} vs after {mem['mark_done']:,} "
-                                     "generations",
-                          "value": f"{mem['end']:.0f} MiB", "baseline": f"{mem['mark']:.0f} MiB",
-                          "ratio": f"{growth * 100:+.1f}%", "target": "within 10%",
-                          "ok": abs(growth) <= 0.10})
+        self.rows.append(
+            {
+                "measure": f"worker RSS after {n:,} vs after {mem['mark_done']:,} generations",
+                "value": f"{mem['end']:.0f} MiB",
+                "baseline": f"{mem['mark']:.0f} MiB",
+                "ratio": f"{growth * 100:+.1f}%",
+                "target": "within 10%",
+                "ok": abs(growth) <= 0.10,
+            }
+        )
 
     def async_jobs(self) -> None:
         from django.db.models import Max, Min
 
-        from generator.models import Generation
-
-        from generator.models import AIModel
+        from generator.models import AIModel, Generation
 
         n = self.args.async_jobs
         AIModel.objects.filter(slug="bench-async").update(params={"delay": self.args.async_delay})
@@ -525,7 +691,8 @@ class Bench:
         rows = Generation.objects.filter(pk__gte=min(pks), pk__lte=max(pks))
         try:
             _, last, _ = self.timed(
-                lambda: rows.filter(status__in=Generation.FINAL).count(), n, 120)
+                lambda: rows.filter(status__in=Generation.FINAL).count(), n, 120
+            )
             wall = last - t0
         except TimeoutError as exc:
             self.notes.append(f"async jobs: {exc}")
@@ -534,16 +701,37 @@ class Bench:
         done = rows.filter(status=Generation.Status.COMPLETED).count()
         span = rows.aggregate(a=Min("created_at"), b=Max("finished_at"))
         self.log(f"async: {done}/{n} completed, wall {wall:.1f}s ({span})")
-        self.rows.append({"measure": f"{n:,} async {self.args.async_delay:g}-s provider jobs, concurrency 2",
-                          "value": f"all done in {wall:.1f} s wall" if done == n else
-                          f"{done}/{n} done", "baseline": f"provider time {self.args.async_delay:g} s",
-                          "ratio": f"{wall / self.args.async_delay:.2f}×", "target": f"≤ {self.args.async_delay * 2:g} s",
-                          "ok": done == n and wall <= self.args.async_delay * 2})
+        self.rows.append(
+            {
+                "measure": f"{n:,} async {self.args.async_delay:g}-s provider jobs, concurrency 2",
+                "value": f"all done in {wall:.1f} s wall" if done == n else f"{done}/{n} done",
+                "baseline": f"provider time {self.args.async_delay:g} s",
+                "ratio": f"{wall / self.args.async_delay:.2f}×",
+                "target": f"≤ {self.args.async_delay * 2:g} s",
+                "ok": done == n and wall <= self.args.async_delay * 2,
+            }
+        )
 
     def cleanup_rows(self) -> None:
+        """Delete the rows this run created, in SQL: the image files are in this run's
+        temporary folder, so the per-object storage receivers have nothing to do."""
+        from django.db import router
+
+        from generator import changes
         from generator.models import Generation
 
-        Generation.objects.filter(pk__gt=self.start_pk).delete()
+        rows = Generation.objects.filter(pk__gt=self.start_pk)
+        db = router.db_for_write(Generation)
+        for rel in Generation._meta.related_objects:
+            if rel.related_model is Generation:  # re-runs: keep the link out of the way
+                rel.related_model.objects.filter(**{f"{rel.field.name}__in": rows}).update(
+                    **{rel.field.name: None}
+                )
+            elif rel.one_to_many or rel.one_to_one:
+                rel.related_model.objects.filter(**{f"{rel.field.name}__in": rows})._raw_delete(db)
+        rows._raw_delete(db)
+        changes.bump(self.heavy.pk)
+        changes.bump(self.other.pk)
 
     # --- report ---------------------------------------------------------------------------
     def machine(self) -> str:
@@ -566,33 +754,52 @@ class Bench:
         import redis
 
         rv = redis.Redis.from_url(os.environ["REDIS_URL"]).info().get("redis_version")
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip()
-        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split(
-            "\n")[0] if shutil.which("wrk") else "not installed"
-        return (f"{os.cpu_count()} cores ({cpu}), {mem:.1f} GiB RAM, {platform.platform()}; "
-                f"Python {platform.python_version()}, Django {django.get_version()}, "
-                f"PostgreSQL {pg}, Redis {rv}, {wrk.strip()}; commit {commit}")
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        wrk = (
+            subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[
+                0
+            ]
+            if shutil.which("wrk")
+            else "not installed"
+        )
+        return (
+            f"{os.cpu_count()} cores ({cpu}), {mem:.1f} GiB RAM, {platform.platform()}; "
+            f"Python {platform.python_version()}, Django {django.get_version()}, "
+            f"PostgreSQL {pg}, Redis {rv}, {wrk.strip()}; commit {commit}"
+        )
 
     def report(self) -> str:
         a = self.args
-        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        lines = [f"### Run {when}{' (smoke)' if self.smoke else ''}", "",
-                 f"- machine: {self.machine()}",
-                 f"- storage: web {a.storage}{' (moto server on loopback, presigned URLs)' if a.storage == 's3' else ''}, "
-                 "Celery workers local disk; "
-                 f"load: {a.connections} connections × {a.duration:g} s × {a.rounds} rounds "
-                 "(median of rounds)",
-                 *[f"- {n}" for n in self.notes], "",
-                 "| measure | value | same-run baseline | ratio | target | met |",
-                 "|---|---|---|---|---|---|"]
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines = [
+            f"### Run {when}{' (smoke)' if self.smoke else ''}",
+            "",
+            f"- machine: {self.machine()}",
+            f"- storage: web {a.storage}{' (moto server on loopback, presigned URLs)' if a.storage == 's3' else ''}, "
+            "Celery workers local disk; "
+            f"load: {a.connections} connections × {a.duration:g} s × {a.rounds} rounds "
+            "(median of rounds)",
+            *[f"- {n}" for n in self.notes],
+            "",
+            "| measure | value | same-run baseline | ratio | target | met |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in self.rows:
-            lines.append(f"| {row['measure']} | {row['value']} | {row['baseline']} | "
-                         f"{row['ratio']} | {row['target']} | {'yes' if row['ok'] else '**NO**'} |")
+            lines.append(
+                f"| {row['measure']} | {row['value']} | {row['baseline']} | "
+                f"{row['ratio']} | {row['target']} | {'yes' if row['ok'] else '**NO**'} |"
+            )
         lines.append("")
         if self.plans:
-            lines += ["<details><summary>EXPLAIN ANALYZE of the gallery queries</summary>", "",
-                      *self.plans, "</details>", ""]
+            lines += [
+                "<details><summary>EXPLAIN ANALYZE of the gallery queries</summary>",
+                "",
+                *self.plans,
+                "</details>",
+                "",
+            ]
         return "\n".join(lines)
 
     def run(self) -> int:
@@ -638,8 +845,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--async-jobs", type=int, default=1000)
     p.add_argument("--async-delay", type=float, default=10.0, help="provider seconds per job")
     p.add_argument("--python-client", action="store_true", help="use the Python client, not wrk")
-    p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"),
-                   help="append the table here ('' = do not)")
+    p.add_argument(
+        "--results",
+        default=str(ROOT / "bench" / "RESULTS.md"),
+        help="append the table here ('' = do not)",
+    )
     p.add_argument("--json", default="", help="also write the rows as JSON here")
     args = p.parse_args(argv)
     if args.smoke:

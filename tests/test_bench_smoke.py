@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from tests.conftest import require, uses_postgres
 from tests import procs
+from tests.conftest import require, uses_postgres
 
 
 @pytest.mark.django_db(transaction=True)
@@ -25,19 +25,45 @@ def test_the_benchmark_runs_end_to_end_in_smoke_mode(tmp_path):
     require(uses_postgres(), "the benchmark needs PostgreSQL (DATABASE_URL=postgres://…)")
     require(procs.redis_available(), "the benchmark needs Redis (REDIS_URL)")
     out = tmp_path / "rows.json"
-    env = {**os.environ, "DATABASE_URL": procs.test_database_url(), "MEDIA_ROOT": str(tmp_path / "m"),
-           "CACHE_KEY_PREFIX": f"smoke{os.getpid()}"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": procs.test_database_url(),
+        "MEDIA_ROOT": str(tmp_path / "m"),
+        "CACHE_KEY_PREFIX": f"smoke{os.getpid()}",
+    }
     proc = subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--storage", "local", "--results", "",
-         "--json", str(out)],
-        cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=220,
+        [
+            sys.executable,
+            "bench/run.py",
+            "--smoke",
+            "--storage",
+            "local",
+            "--results",
+            "",
+            "--json",
+            str(out),
+        ],
+        cwd=procs.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=220,
     )
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {row["measure"]: row for row in json.loads(out.read_text())}
     text = proc.stdout
     assert "| measure | value |" in text
-    for prefix in ("trivial view", "gallery page 1", "gallery deep page", "gallery model+status",
-                   "submission", "trivial Celery task", "pipeline", "worker RSS", "5 async"):
+    for prefix in (
+        "trivial view",
+        "gallery page 1",
+        "gallery deep page",
+        "gallery model+status",
+        "submission",
+        "trivial Celery task",
+        "pipeline",
+        "worker RSS",
+        "5 async",
+    ):
         assert any(m.startswith(prefix) for m in rows), (prefix, list(rows))
     assert "0 req/s" not in rows["gallery page 1, heavy user, 48 cards: throughput"]["value"]
     assert rows["SQL queries per gallery page (p1 / deep / filtered)"]["ok"]

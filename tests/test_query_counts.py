@@ -27,18 +27,31 @@ def _history(user, model, n: int, images_per: int = 2, days_ago: int = 30) -> li
     start = timezone.now() - timedelta(days=days_ago)
     gens = Generation.objects.bulk_create(
         Generation(
-            user=user, model=model, provider=model.provider, prompt=f"fox {i}",
+            user=user,
+            model=model,
+            provider=model.provider,
+            prompt=f"fox {i}",
             status=Generation.Status.COMPLETED if i % 5 else Generation.Status.FAILED,
-            created_at=start + timedelta(minutes=i), tag_sent=user.public_id,
+            created_at=start + timedelta(minutes=i),
+            tag_sent=user.public_id,
             public_id=f"qc{next(_ids):08d}",
         )
         for i in range(n)
     )
     OutputImage.objects.bulk_create(
-        OutputImage(generation=g, index=k, file=f"generations/q/{g.public_id}-{k}.png",
-                    thumbnail=f"generations/q/{g.public_id}-{k}.webp", width=64, height=64,
-                    bytes=100, content_type="image/png")
-        for g in gens if g.status == Generation.Status.COMPLETED for k in range(images_per)
+        OutputImage(
+            generation=g,
+            index=k,
+            file=f"generations/q/{g.public_id}-{k}.png",
+            thumbnail=f"generations/q/{g.public_id}-{k}.webp",
+            width=64,
+            height=64,
+            bytes=100,
+            content_type="image/png",
+        )
+        for g in gens
+        if g.status == Generation.Status.COMPLETED
+        for k in range(images_per)
     )
     return gens
 
@@ -79,12 +92,12 @@ def test_a_deep_gallery_page_costs_the_same_queries_as_page_one(
 
 
 @pytest.mark.django_db
-def test_the_query_count_does_not_grow_with_history_or_images(
-    owner_client, owner, local_model
-):
+def test_the_query_count_does_not_grow_with_history_or_images(owner_client, owner, local_model):
     _history(owner, local_model, PAGE + 1, images_per=1)
     small, _ = _count(owner_client, f"/gallery/?page_size={PAGE}", cold=True)
-    _history(owner, local_model, PAGE * 10, images_per=4, days_ago=1)  # newer rows, four images each
+    _history(
+        owner, local_model, PAGE * 10, images_per=4, days_ago=1
+    )  # newer rows, four images each
     large, html = _count(owner_client, f"/gallery/?page_size={PAGE}", cold=True)
     assert html.count('class="card') >= PAGE or html.count("<li>") >= PAGE
     assert large == small
