@@ -101,16 +101,29 @@ def call(stats: Stats, client: httpx.Client, name: str, method: str, url: str, o
     return response
 
 
-def user_session(base: str, email: str, stop_at: float, start_delay: float, stats: Stats,
-                 think: tuple[float, float]) -> None:
+def user_session(
+    base: str,
+    email: str,
+    stop_at: float,
+    start_delay: float,
+    stats: Stats,
+    think: tuple[float, float],
+) -> None:
     time.sleep(start_delay)  # a ramp, as people arrive (and under allauth's login rate limit)
     rng = random.Random(email)
     with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as client:
         if not call(stats, client, "login_page", "GET", "/accounts/login/"):
             return
-        r = call(stats, client, "login", "POST", "/accounts/login/", ok=(302,),
-                 data={"login": email, "password": PASSWORD, "csrfmiddlewaretoken": csrf(client)},
-                 headers={"Referer": f"{base}/accounts/login/"})
+        r = call(
+            stats,
+            client,
+            "login",
+            "POST",
+            "/accounts/login/",
+            ok=(302,),
+            data={"login": email, "password": PASSWORD, "csrfmiddlewaretoken": csrf(client)},
+            headers={"Referer": f"{base}/accounts/login/"},
+        )
         if r is None:
             return
         mine: list[str] = []
@@ -119,12 +132,25 @@ def user_session(base: str, email: str, stop_at: float, start_delay: float, stat
             action = rng.random()
             if action < 0.35 or not mine:
                 n += 1
-                r = call(stats, client, "submit", "POST", "/", ok=(302,), data={
-                    "model": "local-sketch", "prompt": f"load test {email} #{n}",
-                    "size": "256x256", "num_images": "1", "seed": "", "negative_prompt": "",
-                    "idempotency_key": f"load-{abs(hash(email)) % 10**8}-{n}",
-                    "csrfmiddlewaretoken": csrf(client),
-                }, headers={"Referer": f"{base}/"})
+                r = call(
+                    stats,
+                    client,
+                    "submit",
+                    "POST",
+                    "/",
+                    ok=(302,),
+                    data={
+                        "model": "local-sketch",
+                        "prompt": f"load test {email} #{n}",
+                        "size": "256x256",
+                        "num_images": "1",
+                        "seed": "",
+                        "negative_prompt": "",
+                        "idempotency_key": f"load-{abs(hash(email)) % 10**8}-{n}",
+                        "csrfmiddlewaretoken": csrf(client),
+                    },
+                    headers={"Referer": f"{base}/"},
+                )
                 if r is not None:
                     m = re.search(r"new=([A-Za-z0-9_-]+)", r.headers.get("Location", ""))
                     if m:
@@ -172,12 +198,28 @@ def main(argv: list[str] | None = None) -> int:
         if not os.environ.get(name):
             sys.exit(f"{name} must point at PostgreSQL / Redis on loopback")
     media = tempfile.mkdtemp(prefix="easel-load-media-")
-    env = dict(os.environ, EASEL_ALLOW_DEV_SECRET="1", DEBUG="false", MEDIA_ROOT=media,
-               EASEL_LOCAL_PROVIDER_DELAY=str(args.provider_delay), PYTHONUNBUFFERED="1",
-               LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="config.settings",
-               CACHE_KEY_PREFIX=f"easel-load-{os.getpid()}")
-    os.environ.update({k: env[k] for k in ("EASEL_ALLOW_DEV_SECRET", "MEDIA_ROOT",
-                                           "DJANGO_SETTINGS_MODULE", "CACHE_KEY_PREFIX")})
+    env = dict(
+        os.environ,
+        EASEL_ALLOW_DEV_SECRET="1",
+        DEBUG="false",
+        MEDIA_ROOT=media,
+        EASEL_LOCAL_PROVIDER_DELAY=str(args.provider_delay),
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        CACHE_KEY_PREFIX=f"easel-load-{os.getpid()}",
+    )
+    os.environ.update(
+        {
+            k: env[k]
+            for k in (
+                "EASEL_ALLOW_DEV_SECRET",
+                "MEDIA_ROOT",
+                "DJANGO_SETTINGS_MODULE",
+                "CACHE_KEY_PREFIX",
+            )
+        }
+    )
     sys.path.insert(0, str(ROOT))
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 
@@ -198,19 +240,51 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{port}"
     logs = Path(tempfile.mkdtemp(prefix="easel-load-logs-"))
     web = subprocess.Popen(
-        [PY, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.web_workers), "--threads", "4", "--access-logfile", "-",
-         # Longer than a user's think time, as behind a proxy: otherwise gunicorn closes an idle
-         # keep-alive connection just as the client reuses it (a client-side reset, not an error).
-         "--keep-alive", "30"],
-        cwd=ROOT, env=env, stdout=open(logs / "web.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            PY,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(args.web_workers),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            # Longer than a user's think time, as behind a proxy: otherwise gunicorn closes an idle
+            # keep-alive connection just as the client reuses it (a client-side reset, not an error).
+            "--keep-alive",
+            "30",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(logs / "web.log", "wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     worker = subprocess.Popen(
-        [PY, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel=WARNING",
-         f"--concurrency={args.worker_concurrency}", "--without-gossip", "--without-mingle",
-         f"--schedule={logs / 'beat-schedule'}", "-n", f"load-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--beat",
+            "--loglevel=WARNING",
+            f"--concurrency={args.worker_concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            f"--schedule={logs / 'beat-schedule'}",
+            "-n",
+            f"load-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(logs / "worker.log", "wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     result: dict = {}
@@ -242,8 +316,13 @@ def main(argv: list[str] | None = None) -> int:
             t.start()
         rss_series = []
         while any(t.is_alive() for t in threads):
-            rss_series.append({"t": round(time.monotonic() - started),
-                               "web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)})
+            rss_series.append(
+                {
+                    "t": round(time.monotonic() - started),
+                    "web": tree_rss_mib(web.pid),
+                    "worker": tree_rss_mib(worker.pid),
+                }
+            )
             for t in threads:
                 t.join(timeout=max(0.0, 30.0 / len(threads)))
         elapsed = time.monotonic() - started
@@ -270,8 +349,12 @@ def main(argv: list[str] | None = None) -> int:
             "errors": len(stats.errors),
             "error_samples": stats.errors[:10],
             "latency_ms": {
-                name: {"n": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
-                       "max": percentile(v, 100)}
+                name: {
+                    "n": len(v),
+                    "p50": percentile(v, 50),
+                    "p95": percentile(v, 95),
+                    "max": percentile(v, 100),
+                }
                 for name, v in sorted(stats.latencies.items())
             },
             "generations": {"submitted": len(ids), **counts},
@@ -279,9 +362,12 @@ def main(argv: list[str] | None = None) -> int:
                 "p50": round(statistics.median(durations), 2) if durations else None,
                 "max": round(max(durations), 2) if durations else None,
             },
-            "rss_mib": {"start": rss_start, "end_of_load": rss_load_end,
-                        "end": {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)},
-                        "every_30s": rss_series},
+            "rss_mib": {
+                "start": rss_start,
+                "end_of_load": rss_load_end,
+                "end": {"web": tree_rss_mib(web.pid), "worker": tree_rss_mib(worker.pid)},
+                "every_30s": rss_series,
+            },
             "logs": str(logs),
         }
     finally:

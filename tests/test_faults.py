@@ -33,11 +33,27 @@ class SimWorker(Worker):
 
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
-             f"--concurrency={self.concurrency}", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--include", "tests.simulators.counting",
-             "-n", f"faults-{os.getpid()}-{time.monotonic_ns()}@%h"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--include",
+                "tests.simulators.counting",
+                "-n",
+                f"faults-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -46,16 +62,26 @@ class SimWorker(Worker):
 @pytest.fixture
 def sim_model(db):
     return AIModel.objects.create(
-        slug="counting-sim", name="Counting simulator", provider="counting-sim",
-        remote_id="sim", timeout_seconds=120,
+        slug="counting-sim",
+        name="Counting simulator",
+        provider="counting-sim",
+        remote_id="sim",
+        timeout_seconds=120,
         options={"sizes": ["64x64"], "max_images": 2, "defaults": {"size": "64x64"}},
     )
 
 
 def submit_many(user, model, n, prefix="gen"):
     return [
-        actions.submit(user, {"model": model, "prompt": f"{prefix} {i}", "num_images": 1,
-                              "options": {"size": "64x64"}})[0]
+        actions.submit(
+            user,
+            {
+                "model": model,
+                "prompt": f"{prefix} {i}",
+                "num_images": 1,
+                "options": {"size": "64x64"},
+            },
+        )[0]
         for i in range(n)
     ]
 
@@ -90,9 +116,12 @@ def test_killing_the_worker_mid_run_loses_nothing_and_sends_nothing_twice(
     with CountingSimulator(job_seconds=0.2) as sim:
         monkeypatch.setenv(URL_ENV, sim.url)
         worker = SimWorker(
-            tmp_path / "worker.log", concurrency=4,
-            EASEL_LEASE_SECONDS="3", EASEL_REQUEUE_AFTER_SECONDS="3",
-            CELERY_VISIBILITY_TIMEOUT="8", **{URL_ENV: sim.url},
+            tmp_path / "worker.log",
+            concurrency=4,
+            EASEL_LEASE_SECONDS="3",
+            EASEL_REQUEUE_AFTER_SECONDS="3",
+            CELERY_VISIBILITY_TIMEOUT="8",
+            **{URL_ENV: sim.url},
         )
         worker.purge()
         gens = submit_many(owner, sim_model, 200, prefix="kill")
@@ -125,7 +154,9 @@ def test_killing_the_worker_mid_run_loses_nothing_and_sends_nothing_twice(
         assert sum(sim.submissions.values()) <= 200
         doubled = (
             OutputImage.objects.filter(generation__in=pks)
-            .values("generation", "index").annotate(n=Count("id")).filter(n__gt=1)
+            .values("generation", "index")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
         )
         assert not doubled.exists()
         for gen in rows.filter(status=Generation.Status.COMPLETED):
@@ -159,10 +190,19 @@ def test_with_the_broker_down_a_submission_is_kept_and_runs_when_it_is_back(
     try:
         _point_celery_at("redis://127.0.0.1:1/0")  # nothing listens on port 1
         started = time.monotonic()
-        response = client.post("/", {
-            "model": local_model.slug, "prompt": "while the broker was down", "size": "256x256",
-            "num_images": "1", "seed": "", "negative_prompt": "", "idempotency_key": "",
-        }, follow=True)
+        response = client.post(
+            "/",
+            {
+                "model": local_model.slug,
+                "prompt": "while the broker was down",
+                "size": "256x256",
+                "num_images": "1",
+                "seed": "",
+                "negative_prompt": "",
+                "idempotency_key": "",
+            },
+            follow=True,
+        )
         elapsed = time.monotonic() - started
     finally:
         _point_celery_at(good_url)
@@ -205,7 +245,14 @@ FAULTS = [
 @pytest.mark.django_db
 @pytest.mark.parametrize("name,faults,sim_attrs,reason", FAULTS, ids=[f[0] for f in FAULTS])
 def test_a_misbehaving_provider_ends_in_failed_with_a_reason_after_bounded_retries(
-    name, faults, sim_attrs, reason, settings, owner, sim_model, monkeypatch,
+    name,
+    faults,
+    sim_attrs,
+    reason,
+    settings,
+    owner,
+    sim_model,
+    monkeypatch,
     django_capture_on_commit_callbacks,
 ):
     settings.EASEL_PROVIDER_TIMEOUT = 0.3
@@ -236,8 +283,13 @@ def test_the_worker_keeps_serving_others_while_one_provider_job_misbehaves(
     real_broker(settings)
     with CountingSimulator(job_seconds=0.1) as sim:
         monkeypatch.setenv(URL_ENV, sim.url)
-        worker = SimWorker(tmp_path / "worker.log", concurrency=2, EASEL_PROVIDER_TIMEOUT="1",
-                           EASEL_MAX_TRANSIENT_RETRIES="2", **{URL_ENV: sim.url})
+        worker = SimWorker(
+            tmp_path / "worker.log",
+            concurrency=2,
+            EASEL_PROVIDER_TIMEOUT="1",
+            EASEL_MAX_TRANSIENT_RETRIES="2",
+            **{URL_ENV: sim.url},
+        )
         worker.purge()
         worker.start()
         try:
@@ -245,8 +297,15 @@ def test_the_worker_keeps_serving_others_while_one_provider_job_misbehaves(
             sim.faults.hang = 2.0
             sim.faults.only = rf"/jobs/{bad.public_id}$"
             good = [
-                actions.submit(owner, {"model": local_model, "prompt": f"fine {i}",
-                                       "num_images": 1, "options": {"size": "64x64"}})[0]
+                actions.submit(
+                    owner,
+                    {
+                        "model": local_model,
+                        "prompt": f"fine {i}",
+                        "num_images": 1,
+                        "options": {"size": "64x64"},
+                    },
+                )[0]
                 for i in range(3)
             ]
             assert wait_for(
@@ -255,9 +314,7 @@ def test_the_worker_keeps_serving_others_while_one_provider_job_misbehaves(
             assert wait_for(lambda: Generation.objects.get(pk=bad.pk).is_final, 60), worker.log()
         finally:
             worker.stop()
-    assert all(
-        Generation.objects.get(pk=g.pk).status == Generation.Status.COMPLETED for g in good
-    )
+    assert all(Generation.objects.get(pk=g.pk).status == Generation.Status.COMPLETED for g in good)
     bad.refresh_from_db()
     assert bad.status == Generation.Status.FAILED
     assert "gave up after" in bad.error
@@ -283,10 +340,16 @@ def test_the_load_script_smoke_run_has_no_errors_and_leaves_nothing_unfinished(
 
     real_broker(settings)
     env = dict(os.environ, DATABASE_URL=test_database_url(), EASEL_ALLOW_DEV_SECRET="1")
-    result = subprocess.run([sys.executable, "bench/load.py", "--smoke"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=170)
+    result = subprocess.run(
+        [sys.executable, "bench/load.py", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["errors"] == 0
     assert report["generations"]["submitted"] > 0
     assert report["generations"]["completed"] == report["generations"]["submitted"]

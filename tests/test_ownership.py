@@ -46,11 +46,17 @@ MATRIX = {
     "gallery:input_image": (lambda g: {"public_id": g.public_id}, ["GET"]),
     "gallery:download": (lambda g: {"public_id": g.public_id, "index": 0}, ["GET"]),
     "gallery:image_file:original": (
-        lambda g: {"public_id": g.public_id, "index": 0, "kind": "original"}, ["GET"]),
+        lambda g: {"public_id": g.public_id, "index": 0, "kind": "original"},
+        ["GET"],
+    ),
     "gallery:image_file:thumb": (
-        lambda g: {"public_id": g.public_id, "index": 0, "kind": "thumb"}, ["GET"]),
+        lambda g: {"public_id": g.public_id, "index": 0, "kind": "thumb"},
+        ["GET"],
+    ),
     "gallery:image_file:download": (
-        lambda g: {"public_id": g.public_id, "index": 0, "kind": "download"}, ["GET"]),
+        lambda g: {"public_id": g.public_id, "index": 0, "kind": "download"},
+        ["GET"],
+    ),
     # Signed-in pages without an id: anonymous → login (no stranger case).
     "generator:home": (None, ["GET", "POST"]),
     "gallery:list": (None, ["GET"]),
@@ -63,7 +69,7 @@ NOT_OWNED = {
     "account_confirm_email": "allauth: a signed, single-use e-mail confirmation key",
     "account_reset_password_from_key": "allauth: a signed, single-use reset token",
     "webhooks:receive": "public, csrf-exempt provider callbacks; verified by signature "
-                        "(see tests/test_bad_input.py)",
+    "(see tests/test_bad_input.py)",
 }
 
 
@@ -91,8 +97,10 @@ def png() -> bytes:
 def owned(owner, local_model, django_capture_on_commit_callbacks):
     """A completed generation of the owner's, with an image, a thumbnail and an input image."""
     with django_capture_on_commit_callbacks(execute=True):
-        gen, _ = actions.submit(owner, {"model": local_model, "prompt": "mine",
-                                        "options": {"size": "64x64"}, "num_images": 1})
+        gen, _ = actions.submit(
+            owner,
+            {"model": local_model, "prompt": "mine", "options": {"size": "64x64"}, "num_images": 1},
+        )
     gen.refresh_from_db()
     assert gen.status == Generation.Status.COMPLETED
     gen.input_image.save("in.png", ContentFile(png()), save=True)
@@ -161,7 +169,9 @@ def test_staff_only_pages_refuse_a_normal_user(client, owner, staff, owned):
         assert response.status_code == 302, (url, response.status_code)
         assert response["Location"].startswith(reverse("admin:login")), url
     client.force_login(staff)
-    assert client.get(reverse("admin:generator_generation_change", args=[owned.pk])).status_code == 200
+    assert (
+        client.get(reverse("admin:generator_generation_change", args=[owned.pk])).status_code == 200
+    )
 
 
 def test_a_stranger_gets_no_image_bytes_even_when_guessing_indexes(client, stranger, owned):
