@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
@@ -29,7 +29,7 @@ def read_cursor(value: str) -> tuple[str, datetime, int]:
     sort, micros, pk = raw.split(".")
     if sort not in dict(SORTS):
         raise ValueError(sort)
-    created = datetime.fromtimestamp(int(micros) / 1_000_000, tz=timezone.utc)
+    created = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
     return sort, created, int(pk)
 
 
