@@ -148,6 +148,7 @@ def test_killing_the_worker_mid_run_loses_nothing_and_sends_nothing_twice(
             worker.stop()
 
         statuses = rows.status_counts()
+        print(f"worker-kill: {statuses}, submissions={sum(sim.submissions.values())}")  # -s
         assert kills == 3
         assert statuses["queued"] == 0 and statuses["running"] == 0, (statuses, worker.log())
         assert sim.duplicates == {}, "a generation was submitted to the provider twice"
