@@ -373,6 +373,16 @@ class Generation(models.Model):
             finished_at=timezone.now(),
             lease_until=None,
         )
+        if done:
+            self._refund(reason)
+        return done
+
+    def _refund(self, reason: str) -> None:
+        # Only the caller whose UPDATE moved the row gets here, so this runs once per
+        # generation; the ledger's unique (generation, kind) makes a repeat a no-op anyway.
+        from generator.limits import refund
+
+        refund(self, reason)
 
 
 def output_upload_to(instance: OutputImage, filename: str) -> str:
@@ -410,16 +420,6 @@ class OutputImage(models.Model):
         return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
             self.content_type, "bin"
         )
-        if done:
-            self._refund(reason)
-        return done
-
-    def _refund(self, reason: str) -> None:
-        # Only the caller whose UPDATE moved the row gets here, so this runs once per
-        # generation; the ledger's unique (generation, kind) makes a repeat a no-op anyway.
-        from generator.limits import refund
-
-        refund(self, reason)
 
     @property
     def download_name(self) -> str:
