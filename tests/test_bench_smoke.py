@@ -65,7 +65,8 @@ def test_the_benchmark_runs_end_to_end_in_smoke_mode(tmp_path):
         "5 async",
     ):
         assert any(m.startswith(prefix) for m in rows), (prefix, list(rows))
-    assert "0 req/s" not in rows["gallery page 1, heavy user, 48 cards: throughput"]["value"]
+    throughput = rows["gallery page 1, heavy user, 48 cards: throughput"]["value"]
+    assert float(throughput.split()[0]) > 0, throughput
     assert rows["SQL queries per gallery page (p1 / deep / filtered)"]["ok"]
     assert "EXPLAIN ANALYZE" in text
     assert "submissions saved during the POST step: 0" not in text
