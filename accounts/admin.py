@@ -61,9 +61,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = (
-        (None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),
-    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else ()
@@ -75,9 +73,7 @@ class UserAdmin(DjangoUserAdmin):
         rows = [(a.model.name, a.summary()) for a in user_usage_summary(obj)]
         if not rows:
             return "—"
-        return format_html_join(
-            mark_safe("<br>"), "<strong>{}</strong>: {}", rows
-        )
+        return format_html_join(mark_safe("<br>"), "<strong>{}</strong>: {}", rows)
 
     @admin.action(description="Deactivate selected users and cancel their queued generations")
     def deactivate(self, request, queryset):

@@ -29,8 +29,6 @@ def usage(request: HttpRequest) -> HttpResponse:
     context = {
         "page": page,
         "totals": list(limits.usage_totals(request.user)),
-        "allowances": [
-            a for a in limits.allowances(request.user) if not a.limits.unlimited
-        ],
+        "allowances": [a for a in limits.allowances(request.user) if not a.limits.unlimited],
     }
     return render(request, "accounts/usage.html", context)

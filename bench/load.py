@@ -168,6 +168,55 @@ def user_session(
             time.sleep(rng.uniform(*think))
 
 
+def prefill(users, per_user: int) -> None:
+    """Give every user `per_user` completed generations at once, so gallery pages are full from
+    the first request and memory can be watched with page sizes that no longer grow. The rows
+    share one real stored image (rendered by the local provider) to keep this fast."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from generator.models import AIModel, Generation, OutputImage
+    from generator.outputs import make_thumbnail
+    from generator.providers.local import render
+
+    model = AIModel.objects.get(slug="local-sketch")
+    png = render("prefilled", 1, (256, 256))
+    original = default_storage.save("prefill/original.png", ContentFile(png))
+    thumbnail = default_storage.save("prefill/thumb.webp", ContentFile(make_thumbnail(png)))
+    now = timezone.now()
+    for user in users:
+        gens = Generation.objects.bulk_create(
+            Generation(
+                user=user,
+                model=model,
+                provider="local",
+                prompt=f"prefilled {i}",
+                options={"size": "256x256"},
+                seed=i,
+                status=Generation.Status.COMPLETED,
+                tag_sent=user.public_id,
+                created_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+            for i in range(per_user)
+        )
+        OutputImage.objects.bulk_create(
+            OutputImage(
+                generation=g,
+                index=0,
+                file=original,
+                thumbnail=thumbnail,
+                width=256,
+                height=256,
+                bytes=len(png),
+                content_type="image/png",
+            )
+            for g in gens
+        )
+
+
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
     if not values:
@@ -185,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument("--provider-delay", type=float, default=1.0)
     parser.add_argument("--settle", type=float, default=180.0, help="max wait for terminal rows")
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="completed generations per user before the run (full gallery pages from the start)",
+    )
     parser.add_argument("--smoke", action="store_true", help="3 users for 8 s (for the test suite)")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -233,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     User = get_user_model()
     run_tag = f"{int(time.time())}-{os.getpid()}"
     emails = [f"load{i}-{run_tag}@example.com" for i in range(args.users)]
-    for email in emails:
-        User.objects.create_user(email=email, password=PASSWORD)
+    users = [User.objects.create_user(email=email, password=PASSWORD) for email in emails]
+    if args.prefill:
+        prefill(users, args.prefill)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -343,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         all_lat = [x for v in stats.latencies.values() for x in v]
         result = {
             "users": args.users,
+            "prefill_per_user": args.prefill,
             "duration_s": round(elapsed, 1),
             "requests": len(all_lat),
             "requests_per_s": round(len(all_lat) / elapsed, 1) if elapsed else 0,

@@ -322,7 +322,9 @@ EASEL_BENCH_VIEWS = env_bool("EASEL_BENCH_VIEWS", False)
 # --- Security -----------------------------------------------------------------------------
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and PUBLIC_BASE_URL.startswith("https"))
+SESSION_COOKIE_SECURE = env_bool(
+    "SECURE_COOKIES", not DEBUG and PUBLIC_BASE_URL.startswith("https")
+)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)

@@ -72,11 +72,17 @@ class GalleryFilterForm(forms.Form):
         # `from` is a Python keyword, so these two are added by name.
         date_widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
         self.fields["from"] = forms.DateField(
-            label="From", required=False, widget=date_widget, input_formats=["%Y-%m-%d"],
+            label="From",
+            required=False,
+            widget=date_widget,
+            input_formats=["%Y-%m-%d"],
             error_messages={"invalid": "Dates look like 2025-01-31."},
         )
         self.fields["to"] = forms.DateField(
-            label="To", required=False, widget=date_widget, input_formats=["%Y-%m-%d"],
+            label="To",
+            required=False,
+            widget=date_widget,
+            input_formats=["%Y-%m-%d"],
             error_messages={"invalid": "Dates look like 2025-01-31."},
         )
         # Keep the visual order: model, status, search, dates, sort, starred.
@@ -116,8 +122,14 @@ class GalleryFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         d = self.cleaned_data
-        return bool(d.get("model") or d.get("status") or d.get("q") or d.get("from")
-                    or d.get("to") or d.get("starred"))
+        return bool(
+            d.get("model")
+            or d.get("status")
+            or d.get("q")
+            or d.get("from")
+            or d.get("to")
+            or d.get("starred")
+        )
 
     def _bounds(self):
         tz = djtz.get_current_timezone()

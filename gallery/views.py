@@ -50,9 +50,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
     if data["cursor"]:
         qs = form.after(qs, *data["cursor"][1:])
     size = data["page_size"]
-    page = list(
-        form.ordered(qs.select_related("model").prefetch_related("images"))[: size + 1]
-    )
+    page = list(form.ordered(qs.select_related("model").prefetch_related("images"))[: size + 1])
     next_cursor = make_cursor(page[size - 1], data["sort"]) if len(page) > size else ""
     page = page[:size]
     attach_image_urls(page)
@@ -74,8 +72,13 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "is_first_page": not data["cursor"],
         "filtered": form.is_filtered,
         "status_counts": [
-            {"value": value, "label": label, "count": counts.get(value, 0),
-             "query": links[value], "current": data["status"] == value}
+            {
+                "value": value,
+                "label": label,
+                "count": counts.get(value, 0),
+                "query": links[value],
+                "current": data["status"] == value,
+            }
             for value, label in [("", "All"), *Generation.Status.choices]
         ],
     }
@@ -113,7 +116,10 @@ def _neighbours(request: HttpRequest, gen: Generation) -> dict:
     qs = form.filter(Generation.objects.for_user(request.user)).only("public_id")
     newer = form.before(qs, gen.created_at, gen.pk).first()
     older = form.ordered(form.after(qs, gen.created_at, gen.pk)).first()
-    return {"prev_id": newer.public_id if newer else "", "next_id": older.public_id if older else ""}
+    return {
+        "prev_id": newer.public_id if newer else "",
+        "next_id": older.public_id if older else "",
+    }
 
 
 def variants_of(gen: Generation, limit: int = 24) -> list[Generation]:

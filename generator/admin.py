@@ -48,13 +48,15 @@ class AIModelAdmin(admin.ModelAdmin):
                 provider = get_provider(name)
                 line = provider.check_connection()
             except KeyError:
-                self.message_user(request, f"{name}: no such provider on this server.",
-                                  messages.ERROR)
+                self.message_user(
+                    request, f"{name}: no such provider on this server.", messages.ERROR
+                )
             except ProviderError as exc:
                 self.message_user(request, f"{provider.label}: {exc.message}", messages.ERROR)
             except Exception as exc:  # a provider bug must not become a 500 in the admin
-                self.message_user(request, f"{name}: check failed ({type(exc).__name__}).",
-                                  messages.ERROR)
+                self.message_user(
+                    request, f"{name}: check failed ({type(exc).__name__}).", messages.ERROR
+                )
             else:
                 self.message_user(request, f"{provider.label}: {line}", messages.SUCCESS)
 
@@ -77,7 +79,16 @@ class OutputImageInline(admin.TabularInline):
     model = OutputImage
     extra = 0
     can_delete = False
-    fields = ("preview", "index", "width", "height", "bytes", "content_type", "file", "provider_url")
+    fields = (
+        "preview",
+        "index",
+        "width",
+        "height",
+        "bytes",
+        "content_type",
+        "file",
+        "provider_url",
+    )
     readonly_fields = fields
 
     @admin.display(description="Image")
@@ -189,11 +200,15 @@ class GenerationAdmin(admin.ModelAdmin):
             if not gen.is_final:
                 gen.cancel("Deleted by staff.")
         # The OutputImage post_delete receiver removes every object once this commits.
-        deleted = queryset.filter(pk__in=[g.pk for g in generations]).delete()[1].get(
-            "generator.Generation", 0
+        deleted = (
+            queryset.filter(pk__in=[g.pk for g in generations])
+            .delete()[1]
+            .get("generator.Generation", 0)
         )
         self.message_user(
-            request, f"Deleted {deleted} generation(s) and {files} stored file(s).", messages.SUCCESS
+            request,
+            f"Deleted {deleted} generation(s) and {files} stored file(s).",
+            messages.SUCCESS,
         )
 
     @admin.display(description="Prompt")

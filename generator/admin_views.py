@@ -148,17 +148,29 @@ def stacked_bars_svg(days: list, series: dict[str, dict], colors: dict[str, str]
                 continue
             h = plot_h * n / peak
             y -= h
-            bars.append({
-                "x": round(x + 1, 1), "y": round(y, 1), "w": round(bar_w - 2, 1),
-                "h": round(h, 1), "color": colors[key], "title": f"{day:%d %b}: {n} {key}",
-            })
+            bars.append(
+                {
+                    "x": round(x + 1, 1),
+                    "y": round(y, 1),
+                    "w": round(bar_w - 2, 1),
+                    "h": round(h, 1),
+                    "color": colors[key],
+                    "title": f"{day:%d %b}: {n} {key}",
+                }
+            )
     labels = [
         {"x": round(pad_left + i * bar_w + bar_w / 2, 1), "text": f"{d:%d %b}"}
-        for i, d in enumerate(days) if i % 5 == 0 or i == len(days) - 1
+        for i, d in enumerate(days)
+        if i % 5 == 0 or i == len(days) - 1
     ]
     return {
-        "width": width, "height": height, "bars": bars, "labels": labels, "peak": peak,
-        "baseline": height - pad_bottom, "left": pad_left,
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "labels": labels,
+        "peak": peak,
+        "baseline": height - pad_bottom,
+        "left": pad_left,
         "legend": [{"name": k, "color": colors[k]} for k in series],
     }
 
@@ -179,7 +191,9 @@ def dashboard_data(now: datetime | None = None) -> dict:
         .order_by()
     )
     for row in rows:
-        by_status[row["status"]][row["day"]] = by_status[row["status"]].get(row["day"], 0) + row["n"]
+        by_status[row["status"]][row["day"]] = (
+            by_status[row["status"]].get(row["day"], 0) + row["n"]
+        )
         by_model[row["model__name"]][row["day"]] = (
             by_model[row["model__name"]].get(row["day"], 0) + row["n"]
         )
@@ -214,16 +228,19 @@ def dashboard_data(now: datetime | None = None) -> dict:
         latencies = [
             (f - s).total_seconds()
             for s, f in finished.filter(
-                provider=row["provider"], status=Generation.Status.COMPLETED,
+                provider=row["provider"],
+                status=Generation.Status.COMPLETED,
                 started_at__isnull=False,
             ).values_list("started_at", "finished_at")[:10000]
         ]
         judged = row["done"] + row["failed"]
-        providers.append({
-            **row,
-            "success_rate": (100.0 * row["done"] / judged) if judged else None,
-            "median_latency": statistics.median(latencies) if latencies else None,
-        })
+        providers.append(
+            {
+                **row,
+                "success_rate": (100.0 * row["done"] / judged) if judged else None,
+                "median_latency": statistics.median(latencies) if latencies else None,
+            }
+        )
 
     return {
         "status_chart": stacked_bars_svg(days, by_status, STATUS_COLORS),

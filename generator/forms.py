@@ -165,4 +165,3 @@ class GenerationForm(forms.Form):
             options["template"] = data["template_values"]
         data["options"] = options
         return data
-

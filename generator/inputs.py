@@ -15,7 +15,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ACCEPTED = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "WEBP": ("webp", "image/webp")}
+ACCEPTED = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+}
 
 
 class InputImageError(ValueError):
@@ -37,8 +41,13 @@ def clean_input_image(upload) -> ContentFile:
             probe = Image.open(io.BytesIO(raw))
             fmt = probe.format
             width, height = probe.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            OSError, ValueError):
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        ValueError,
+    ):
         raise InputImageError("That file is not a JPEG, PNG or WebP image.") from None
     if fmt not in ACCEPTED:
         raise InputImageError(f"{fmt or 'That'} images are not accepted; use JPEG, PNG or WebP.")

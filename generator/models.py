@@ -321,11 +321,16 @@ class Generation(models.Model):
 
     @classmethod
     def claim(cls, pk: int, lease_seconds: int) -> Generation | None:
-        """queued → running, for exactly one worker. None if someone else has it."""
+        """queued → running, for exactly one worker. None if someone else has it.
+
+        The claimer sends the request to the provider right away, so the same UPDATE records
+        `submitted_at`: a redelivered task then never sends it a second time.
+        """
         now = timezone.now()
         updated = cls.objects.filter(pk=pk, status=cls.Status.QUEUED).update(
             status=cls.Status.RUNNING,
             started_at=now,
+            submitted_at=now,
             lease_until=now + timedelta(seconds=lease_seconds),
             attempts=models.F("attempts") + 1,
             updated_at=now,

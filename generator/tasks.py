@@ -53,8 +53,6 @@ def run_generation(pk: int) -> None:
     except KeyError:
         gen.fail(f"The provider {gen.provider!r} is not available on this server.")
         return
-    # Recorded before the request leaves, so a redelivered task never sends it a second time.
-    gen.renew_lease(_lease(), submitted_at=timezone.now(), deadline_at=_deadline(gen))
     try:
         result = provider.submit(gen)
     except ProviderError as exc:
@@ -71,8 +69,13 @@ def _submit_failed(gen: Generation, exc: ProviderError) -> None:
     if exc.retryable and gen.attempts < settings.EASEL_MAX_TRANSIENT_RETRIES:
         # The provider said no (5xx, 429, unreachable): nothing was accepted, so sending it
         # again later is safe. Back to queued, dispatched again after a backoff.
-        if gen._transition([Generation.Status.RUNNING], status=Generation.Status.QUEUED,
-                           submitted_at=None, lease_until=None, error=exc.message):
+        if gen._transition(
+            [Generation.Status.RUNNING],
+            status=Generation.Status.QUEUED,
+            submitted_at=None,
+            lease_until=None,
+            error=exc.message,
+        ):
             countdown = exc.retry_after or backoff(gen.attempts, first=1.0, cap=60.0)
             run_generation.apply_async((gen.pk,), countdown=countdown, priority=gen.priority)
             Generation.objects.filter(pk=gen.pk).update(dispatched_at=timezone.now())
@@ -98,6 +101,7 @@ def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
         countdown = max(0.05, min(countdown, MAX_POLL_INTERVAL))
         gen.renew_lease(
             _lease() + int(countdown),
+            deadline_at=gen.deadline_at or _deadline(gen),
             provider_job_id=result.job_id,
             provider_state=result.state,
             progress=result.progress,
@@ -118,7 +122,7 @@ def check_generation(pk: int, step: int = 0) -> None:
     if gen is None or gen.status != Generation.Status.RUNNING:
         return
     provider = get_provider(gen.provider)
-    if gen.deadline_at and timezone.now() > gen.deadline_at:
+    if timezone.now() > (gen.deadline_at or _deadline(gen)):
         minutes = gen.model.timeout_seconds / 60
         if gen.fail(f"Timed out: the provider did not finish within {minutes:g} minutes."):
             _try_cancel(provider, gen)
@@ -173,8 +177,9 @@ def reap_generations() -> dict[str, int]:
                 counts["rechecked"] += 1
         elif gen.submitted_at is None:
             # Never sent: safe to start over.
-            if gen._transition([Generation.Status.RUNNING], status=Generation.Status.QUEUED,
-                               lease_until=None):
+            if gen._transition(
+                [Generation.Status.RUNNING], status=Generation.Status.QUEUED, lease_until=None
+            ):
                 counts["requeued"] += dispatch(gen)
         else:
             # Sent, but the worker died before the provider's answer was recorded. Sending it
@@ -187,4 +192,3 @@ def reap_generations() -> dict[str, int]:
     if any(counts.values()):
         logger.info("Reaper: %s", counts)
     return counts
-

@@ -70,7 +70,9 @@ def _reuse_initial(request: HttpRequest, public_id: str) -> dict:
     if template:
         # The prompt was built from the choices: prefill those, and only the typed extra.
         built = fill_template(gen.model.prompt_template, template)
-        initial["prompt"] = gen.prompt[len(built) + 2 :] if gen.prompt.startswith(built + ", ") else ""
+        initial["prompt"] = (
+            gen.prompt[len(built) + 2 :] if gen.prompt.startswith(built + ", ") else ""
+        )
         initial.update({f"tpl_{k}": v for k, v in template.items()})
     return initial
 

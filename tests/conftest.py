@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -19,6 +20,18 @@ from config.celery import app as celery_app
 from generator.models import AIModel, Generation
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 _counter = itertools.count()
 
@@ -125,3 +138,67 @@ def make_generation(local_model):
         )
 
     return make
+
+
+# --- Real processes: a Celery worker, headless Chromium ------------------------------------
+
+
+@pytest.fixture
+def start_worker(tmp_path, settings):
+    """Start real `celery worker` processes on the test database and Redis; stopped after."""
+    from tests.procs import Worker, redis_available
+
+    require(uses_postgres(), "needs DATABASE_URL on PostgreSQL")
+    require(redis_available(), "needs REDIS_URL with a running Redis")
+    celery_app.conf.task_always_eager = False
+    started = []
+
+    def start(*, delay: float = 0.5, concurrency: int = 2, **env):
+        settings.EASEL_LOCAL_PROVIDER_DELAY = delay  # the worker gets it through its env
+        worker = Worker(tmp_path / f"worker{len(started)}.log", concurrency=concurrency, **env)
+        worker.purge()
+        started.append(worker.start())
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(start_worker):
+    return start_worker()
+
+
+@pytest.fixture
+def browser():
+    require(os.path.exists(CHROMIUM), f"needs {CHROMIUM}")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser page; `page.csp_errors` collects Content-Security-Policy refusals."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    pg.csp_errors = []
+    pg.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => "
+        "console.error('Content Security Policy violation: ' + e.violatedDirective));"
+    )
+    pg.on("console", lambda m: "Content Security Policy" in m.text and pg.csp_errors.append(m.text))
+    yield pg
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot into test-artifacts/screenshots/ (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

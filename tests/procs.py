@@ -70,25 +70,47 @@ def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
 class Worker:
     """`celery worker` as a child process; stopped (or killed) by the test."""
 
-    def __init__(self, log_path: Path, concurrency: int = 2, **env: str):
+    def __init__(
+        self, log_path: Path, concurrency: int = 2, include: tuple[str, ...] = (), **env: str
+    ):
         self.log_path = log_path
         self.concurrency = concurrency
+        self.include = include  # extra task modules (test-only providers) the worker imports
         self.env = worker_env(**env)
         self.proc: subprocess.Popen | None = None
 
     def purge(self) -> None:
         subprocess.run(
             [sys.executable, "-m", "celery", "-A", "config", "purge", "-f"],
-            cwd=ROOT, env=self.env, capture_output=True, timeout=60,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            timeout=60,
         )
 
     def start(self) -> Worker:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
-             f"--concurrency={self.concurrency}", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                *(arg for module in self.include for arg in ("--include", module)),
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self

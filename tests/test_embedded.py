@@ -31,20 +31,55 @@ def free_port() -> int:
 
 @pytest.fixture
 def embedded(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STORAGE_BACKEND")}
-    env.update(EASEL_VAR_DIR=str(tmp_path / "var"), DEBUG="true", EASEL_LOCAL_PROVIDER_DELAY="0.5",
-               PYTHONUNBUFFERED="1")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
-                   check=True, timeout=120)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STORAGE_BACKEND")
+    }
+    env.update(
+        EASEL_VAR_DIR=str(tmp_path / "var"),
+        DEBUG="true",
+        EASEL_LOCAL_PROVIDER_DELAY="0.5",
+        PYTHONUNBUFFERED="1",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     port = free_port()
     log = open(tmp_path / "processes.log", "wb")
     procs = [
-        subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
-                          "--concurrency=2", f"--schedule={tmp_path / 'beat'}", "--loglevel=INFO"],
-                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True),
+        subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "--concurrency=2",
+                f"--schedule={tmp_path / 'beat'}",
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
     ]
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -69,10 +104,15 @@ def _csrf(client: httpx.Client, url: str) -> str:
 
 def _sign_up(base: str, email: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=10, headers={"Referer": base})
-    response = client.post("/accounts/signup/", data={
-        "csrfmiddlewaretoken": _csrf(client, "/accounts/signup/"),
-        "email": email, "password1": PASSWORD, "password2": PASSWORD,
-    })
+    response = client.post(
+        "/accounts/signup/",
+        data={
+            "csrfmiddlewaretoken": _csrf(client, "/accounts/signup/"),
+            "email": email,
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
     assert response.status_code == 302, response.text[:500]
     return client
 
@@ -82,11 +122,17 @@ def test_make_run_defaults_sign_up_generate_and_see_it_within_10_seconds(embedde
     alice = _sign_up(base, "alice@example.com")
     home = alice.get("/").text
     key = re.search(r'name="idempotency_key" value="([^"]+)"', home).group(1)
-    response = alice.post("/", data={
-        "csrfmiddlewaretoken": _csrf(alice, "/"), "model": "local-sketch",
-        "prompt": "a lighthouse in the fog", "size": "512x512", "num_images": "1",
-        "idempotency_key": key,
-    })
+    response = alice.post(
+        "/",
+        data={
+            "csrfmiddlewaretoken": _csrf(alice, "/"),
+            "model": "local-sketch",
+            "prompt": "a lighthouse in the fog",
+            "size": "512x512",
+            "num_images": "1",
+            "idempotency_key": key,
+        },
+    )
     assert response.status_code == 302
     gid = response.headers["Location"].split("new=")[1]
 

@@ -28,35 +28,8 @@ FINAL = set(Generation.FINAL)
 class SimWorker(Worker):
     """A worker that also imports the counting simulator's test-only provider."""
 
-    def start(self) -> SimWorker:
-        import subprocess
-
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={self.concurrency}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--include",
-                "tests.simulators.counting",
-                "-n",
-                f"faults-{os.getpid()}-{time.monotonic_ns()}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, include=("tests.simulators.counting",), **kwargs)
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 Q = Generation.Status
 
 
-def test_the_gallery_shows_only_my_generations_newest_first(owner_client, owner, stranger, make_generation):
+def test_the_gallery_shows_only_my_generations_newest_first(
+    owner_client, owner, stranger, make_generation
+):
     now = timezone.now()
     old = make_generation(owner, prompt="old one", created_at=now - timedelta(hours=1))
     new = make_generation(owner, prompt="new one", created_at=now)
@@ -28,7 +30,10 @@ def test_filters_by_model_and_status_combine(owner_client, owner, make_generatio
     a = make_generation(owner, status=Q.COMPLETED)
     make_generation(owner, status=Q.FAILED, error="boom")
     c = make_generation(owner, model=wide_model, status=Q.COMPLETED)
-    assert {g.pk for g in owner_client.get("/gallery/?status=completed").context["page"]} == {a.pk, c.pk}
+    assert {g.pk for g in owner_client.get("/gallery/?status=completed").context["page"]} == {
+        a.pk,
+        c.pk,
+    }
     assert [g.pk for g in owner_client.get("/gallery/?model=local-wide").context["page"]] == [c.pk]
     got = owner_client.get("/gallery/?model=local-sketch&status=completed").context["page"]
     assert [g.pk for g in got] == [a.pk]
@@ -36,8 +41,16 @@ def test_filters_by_model_and_status_combine(owner_client, owner, make_generatio
 
 @pytest.mark.parametrize(
     "query",
-    ["status=bogus", "model=nope", "page_size=0", "page_size=201", "page_size=x",
-     "cursor=forged", "cursor=" + "A" * 300, "model=%00"],
+    [
+        "status=bogus",
+        "model=nope",
+        "page_size=0",
+        "page_size=201",
+        "page_size=x",
+        "cursor=forged",
+        "cursor=" + "A" * 300,
+        "model=%00",
+    ],
 )
 def test_a_bad_filter_is_a_clear_400(owner_client, query):
     response = owner_client.get(f"/gallery/?{query}")
@@ -59,7 +72,9 @@ def test_keyset_pagination_walks_every_row_once(owner_client, owner, make_genera
     assert seen == expected
 
 
-def test_the_gallery_uses_keyset_not_offset(owner_client, owner, make_generation, django_assert_max_num_queries):
+def test_the_gallery_uses_keyset_not_offset(
+    owner_client, owner, make_generation, django_assert_max_num_queries
+):
     for _ in range(5):
         make_generation(owner)
     first = owner_client.get("/gallery/?page_size=2")
@@ -85,7 +100,9 @@ def test_a_cursor_from_another_user_shows_only_my_rows(client, owner, stranger, 
     assert all(g.user_id == owner.pk for g in response.context["page"])
 
 
-def test_the_detail_page_shows_images_prompt_options_and_error(owner_client, owner, make_generation):
+def test_the_detail_page_shows_images_prompt_options_and_error(
+    owner_client, owner, make_generation
+):
     gen = make_generation(owner, status=Q.QUEUED, seed=5, prompt="a <b>bold</b> cat")
     run_generation(gen.pk)
     page = owner_client.get(f"/gallery/{gen.public_id}/").content.decode()
@@ -93,7 +110,10 @@ def test_the_detail_page_shows_images_prompt_options_and_error(owner_client, own
     assert "512x512" in page and ">5<" in page
     assert f"/gallery/{gen.public_id}/images/0/original/" in page
     failed = make_generation(owner, status=Q.FAILED, error="The provider said no.")
-    assert "The provider said no." in owner_client.get(f"/gallery/{failed.public_id}/").content.decode()
+    assert (
+        "The provider said no."
+        in owner_client.get(f"/gallery/{failed.public_id}/").content.decode()
+    )
 
 
 def test_another_users_generation_is_a_404_everywhere(client, owner, stranger, make_generation):
@@ -120,7 +140,9 @@ def test_the_owner_and_staff_get_the_image_bytes(client, owner, staff, make_gene
         assert b"".join(response.streaming_content)[:4] == b"RIFF"
 
 
-def test_gallery_queries_do_not_grow_with_the_page(owner_client, owner, make_generation, django_assert_max_num_queries):
+def test_gallery_queries_do_not_grow_with_the_page(
+    owner_client, owner, make_generation, django_assert_max_num_queries
+):
     for _ in range(30):
         gen = make_generation(owner, status=Q.QUEUED)
         run_generation(gen.pk)
@@ -133,7 +155,9 @@ def test_an_empty_gallery_says_what_to_do(owner_client):
     assert b"Create your first image" in owner_client.get("/gallery/").content
 
 
-def test_a_disabled_models_generations_stay_visible(owner_client, owner, make_generation, local_model):
+def test_a_disabled_models_generations_stay_visible(
+    owner_client, owner, make_generation, local_model
+):
     gen = make_generation(owner)
     AIModel.objects.filter(pk=local_model.pk).update(enabled=False)
     assert gen in owner_client.get("/gallery/?model=local-sketch").context["page"]

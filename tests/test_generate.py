@@ -12,8 +12,15 @@ pytestmark = pytest.mark.django_db
 
 
 def post(client, **overrides):
-    data = {"model": "local-sketch", "prompt": "a lighthouse at dusk", "size": "512x512",
-            "num_images": "1", "seed": "", "negative_prompt": "", "idempotency_key": ""}
+    data = {
+        "model": "local-sketch",
+        "prompt": "a lighthouse at dusk",
+        "size": "512x512",
+        "num_images": "1",
+        "seed": "",
+        "negative_prompt": "",
+        "idempotency_key": "",
+    }
     data.update(overrides)
     return client.post("/", data)
 
@@ -73,9 +80,17 @@ def test_a_double_click_creates_one_generation(owner_client):
         ({"seed": "-1"}, "seed", "greater than or equal to 0"),
         ({"seed": "abc"}, "seed", "whole number"),
         ({"idempotency_key": "<script>"}, "idempotency_key", "tampered"),
-        ({"model": "local-wide", "aspect_ratio": "7:3", "size": ""}, "aspect_ratio", "does not offer"),
+        (
+            {"model": "local-wide", "aspect_ratio": "7:3", "size": ""},
+            "aspect_ratio",
+            "does not offer",
+        ),
         ({"model": "local-wide", "size": "512x512"}, "size", "does not take a size"),
-        ({"model": "local-wide", "negative_prompt": "blur", "size": ""}, "negative_prompt", "does not take"),
+        (
+            {"model": "local-wide", "negative_prompt": "blur", "size": ""},
+            "negative_prompt",
+            "does not take",
+        ),
     ],
 )
 def test_bad_input_shows_the_error_and_saves_and_sends_nothing(
@@ -100,7 +115,9 @@ def test_a_model_with_fewer_images_refuses_more(owner_client, local_model):
     assert "at most 2 images" in str(response.context["form"].errors)
 
 
-def test_the_submission_survives_a_broker_that_is_down(owner_client, django_capture_on_commit_callbacks):
+def test_the_submission_survives_a_broker_that_is_down(
+    owner_client, django_capture_on_commit_callbacks
+):
     with mock.patch(
         "generator.tasks.run_generation.apply_async", side_effect=ConnectionError("broker down")
     ):

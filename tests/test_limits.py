@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -18,8 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 def submit(user, model, n=1, **extra):
-    data = {"model": model, "prompt": "a lighthouse", "num_images": n,
-            "options": {"size": "256x256"}, **extra}
+    data = {
+        "model": model,
+        "prompt": "a lighthouse",
+        "num_images": n,
+        "options": {"size": "256x256"},
+        **extra,
+    }
     return actions.submit(user, data)
 
 
@@ -67,12 +72,12 @@ def test_the_monthly_limit_counts_earlier_days_of_the_month(owner, local_model, 
     settings.TIME_ZONE = "UTC"
     local_model.monthly_image_limit = 4
     local_model.save()
-    now = datetime(2026, 3, 15, 12, 0, tzinfo=dt_timezone.utc)
+    now = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
     gen, _ = submit(owner, local_model, n=3)
     UsageEntry.objects.filter(generation=gen).update(charged_at=now - timedelta(days=10))
     a = limits.allowance(owner, local_model, now=now)
     assert (a.used_today, a.used_month, a.left_month) == (0, 3, 1)
-    assert a.month_resets_at == datetime(2026, 4, 1, tzinfo=dt_timezone.utc)
+    assert a.month_resets_at == datetime(2026, 4, 1, tzinfo=UTC)
     # Last month's images do not count.
     UsageEntry.objects.filter(generation=gen).update(charged_at=now - timedelta(days=20))
     assert limits.allowance(owner, local_model, now=now).used_month == 0
@@ -126,9 +131,7 @@ def test_a_refund_gives_back_the_day_it_was_charged(owner, local_model):
     assert limits.allowance(owner, local_model).used_today == 0
 
 
-def test_limit_reached_at_the_provider_fails_refunds_and_says_so(
-    owner, local_model, monkeypatch
-):
+def test_limit_reached_at_the_provider_fails_refunds_and_says_so(owner, local_model, monkeypatch):
     from generator.providers.local import LocalProvider
 
     def refuse(self, gen):
@@ -202,11 +205,9 @@ def test_the_usage_page_needs_a_login(client):
 
 def test_reset_times_follow_settings_time_zone(settings):
     settings.TIME_ZONE = "America/New_York"
-    now = datetime(2026, 7, 10, 3, 0, tzinfo=dt_timezone.utc)  # 23:00 on the 9th in New York
+    now = datetime(2026, 7, 10, 3, 0, tzinfo=UTC)  # 23:00 on the 9th in New York
     bounds = limits.period_bounds(now)
-    assert bounds["day_end"].astimezone(dt_timezone.utc) == datetime(
-        2026, 7, 10, 4, 0, tzinfo=dt_timezone.utc
-    )
+    assert bounds["day_end"].astimezone(UTC) == datetime(2026, 7, 10, 4, 0, tzinfo=UTC)
     assert limits.humanize_delta(bounds["day_end"] - now) == "1 h 0 min"
     assert limits.humanize_delta(timedelta(hours=5, minutes=11, seconds=30)) == "5 h 12 min"
 
@@ -236,8 +237,15 @@ def test_twenty_parallel_submissions_with_three_left_create_exactly_three(
         try:
             barrier.wait(timeout=30)
             try:
-                actions.submit(user, {"model": local_model, "prompt": f"p{i}", "num_images": 1,
-                                      "options": {"size": "256x256"}})
+                actions.submit(
+                    user,
+                    {
+                        "model": local_model,
+                        "prompt": f"p{i}",
+                        "num_images": 1,
+                        "options": {"size": "256x256"},
+                    },
+                )
                 result = "created"
             except limits.LimitExceeded:
                 result = "refused"

@@ -34,8 +34,9 @@ def test_the_registry_knows_the_local_provider():
 
 
 def test_a_generation_runs_to_completed_with_its_images_in_storage(owner, make_generation):
-    gen = make_generation(owner, status=Q.QUEUED, num_images=2, seed=42,
-                          options={"size": "256x256"})
+    gen = make_generation(
+        owner, status=Q.QUEUED, num_images=2, seed=42, options={"size": "256x256"}
+    )
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Q.COMPLETED, gen.error
@@ -52,7 +53,9 @@ def test_a_generation_runs_to_completed_with_its_images_in_storage(owner, make_g
         assert image.file.name.startswith(f"generations/{owner.public_id}/{gen.public_id}/")
 
 
-def test_a_delayed_local_job_reports_progress_and_then_completes(owner, make_generation, local_model, settings):
+def test_a_delayed_local_job_reports_progress_and_then_completes(
+    owner, make_generation, local_model, settings
+):
     celery = pytest.importorskip("config.celery").app
     celery.conf.task_always_eager = False  # run the steps by hand to see them
     local_model.params = {"delay": 0.3}
@@ -133,8 +136,9 @@ class TestReaper:
 
         from django.utils import timezone
 
-        gen = make_generation(owner, status=Q.QUEUED,
-                              created_at=timezone.now() - timedelta(minutes=5))
+        gen = make_generation(
+            owner, status=Q.QUEUED, created_at=timezone.now() - timedelta(minutes=5)
+        )
         counts = reap_generations()
         assert counts["redispatched"] == 1
         gen.refresh_from_db()
@@ -148,8 +152,9 @@ class TestReaper:
         from django.utils import timezone
 
         past = timezone.now() - timedelta(minutes=5)
-        gen = make_generation(owner, status=Q.RUNNING, started_at=past, submitted_at=past,
-                              lease_until=past)
+        gen = make_generation(
+            owner, status=Q.RUNNING, started_at=past, submitted_at=past, lease_until=past
+        )
         assert reap_generations()["failed"] == 1
         gen.refresh_from_db()
         assert gen.status == Q.FAILED and "double charge" in gen.error

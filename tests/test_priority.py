@@ -40,9 +40,10 @@ def test_a_high_priority_user_overtakes_a_heavy_low_priority_backlog(
     # The worker is busy with the backlog before the VIP submits.
     end = time.monotonic() + 60
     pks = [g.pk for g in backlog]
-    while time.monotonic() < end and not Generation.objects.filter(
-        pk__in=pks, status="completed"
-    ).exists():
+    while (
+        time.monotonic() < end
+        and not Generation.objects.filter(pk__in=pks, status="completed").exists()
+    ):
         time.sleep(0.05)
     urgent, _ = actions.submit(vip, {**data, "prompt": "urgent"})
 

@@ -36,7 +36,10 @@ def configured(settings, sim):
 
 def make_model(slug="as-flux", remote_id="flux-schnell", params=None, **options):
     return AIModel.objects.create(
-        slug=slug, name="AS Flux", provider="artificialstudio", remote_id=remote_id,
+        slug=slug,
+        name="AS Flux",
+        provider="artificialstudio",
+        remote_id=remote_id,
         options={"aspect_ratios": ["16:9", "1:1"], "max_images": 1, "seed": False, **options},
         params={"image_size_for": {"16:9": "landscape_16_9", "1:1": "square_hd"}, **(params or {})},
     )
@@ -51,8 +54,15 @@ def test_an_artificial_studio_generation_from_the_form_completes_and_is_in_the_g
     owner_client, owner, configured, sim, django_capture_on_commit_callbacks
 ):
     make_model()
-    data = {"model": "as-flux", "prompt": "a tiny robot gardener", "aspect_ratio": "16:9",
-            "num_images": "1", "seed": "", "negative_prompt": "", "idempotency_key": ""}
+    data = {
+        "model": "as-flux",
+        "prompt": "a tiny robot gardener",
+        "aspect_ratio": "16:9",
+        "num_images": "1",
+        "seed": "",
+        "negative_prompt": "",
+        "idempotency_key": "",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         assert owner_client.post("/", data).status_code == 302
     gen = Generation.objects.get()
@@ -61,8 +71,11 @@ def test_an_artificial_studio_generation_from_the_form_completes_and_is_in_the_g
     assert run.header("authorization") == sim.api_key  # raw key, no "Bearer"
     assert run.json == {
         "tool": "create-image",
-        "input": {"model": "flux-schnell", "prompt": "a tiny robot gardener",
-                  "image_size": "landscape_16_9"},
+        "input": {
+            "model": "flux-schnell",
+            "prompt": "a tiny robot gardener",
+            "image_size": "landscape_16_9",
+        },
         "webhook": "http://127.0.0.1:9/webhooks/artificialstudio/",
     }
     # No user field exists at Artificial Studio: the tag is kept in Easel's own record.
@@ -77,12 +90,16 @@ def test_an_artificial_studio_generation_from_the_form_completes_and_is_in_the_g
         assert body == f.read()
 
 
-def test_the_job_is_polled_through_processing_and_uploading(owner, configured, sim, make_generation):
+def test_the_job_is_polled_through_processing_and_uploading(
+    owner, configured, sim, make_generation
+):
     sim.duration = 1.0
     gen = queued(make_generation, owner)
     steps = []
-    with mock.patch("generator.tasks._schedule_check",
-                    side_effect=lambda g, countdown, step=0: steps.append(step)):
+    with mock.patch(
+        "generator.tasks._schedule_check",
+        side_effect=lambda g, countdown, step=0: steps.append(step),
+    ):
         run_generation(gen.pk)
         seen = set()
         for _ in range(100):
@@ -133,12 +150,18 @@ def test_no_credits_left_reads_as_such(owner, configured, sim, make_generation):
 
 
 def test_a_bearer_prefix_or_wrong_key_is_refused(owner, settings, sim, make_generation):
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS, "artificialstudio": {
-        "api_key": "prod_wrong_secret", "base_url": sim.url}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "artificialstudio": {"api_key": "prod_wrong_secret", "base_url": sim.url},
+    }
     gen = queued(make_generation, owner)
     run_generation(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == S.FAILED and "credentials" in gen.error and "prod_wrong_secret" not in gen.error
+    assert (
+        gen.status == S.FAILED
+        and "credentials" in gen.error
+        and "prod_wrong_secret" not in gen.error
+    )
 
 
 def test_a_public_service_never_gets_a_private_webhook_url(owner, configured, sim, make_generation):
@@ -184,7 +207,9 @@ def test_a_transient_fault_ends_completed_after_retries(
     assert gen.status == S.COMPLETED, gen.error
 
 
-def test_a_fault_that_never_clears_fails_with_a_reason(owner, configured, sim, make_generation, settings):
+def test_a_fault_that_never_clears_fails_with_a_reason(
+    owner, configured, sim, make_generation, settings
+):
     settings.EASEL_MAX_TRANSIENT_RETRIES = 2
     sim.faults.status = 500
     gen = queued(make_generation, owner)

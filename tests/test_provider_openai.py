@@ -44,15 +44,25 @@ def configured(settings, sim, air_sim):
 
 def make_model(slug="dalle", provider="openai", remote_id="dall-e-2", params=None, **options):
     return AIModel.objects.create(
-        slug=slug, name=slug.title(), provider=provider, remote_id=remote_id,
+        slug=slug,
+        name=slug.title(),
+        provider=provider,
+        remote_id=remote_id,
         options={"sizes": ["512x512", "1024x1024"], "max_images": 4, "seed": False, **options},
         params=params or {},
     )
 
 
 def post_form(client, capture, *, model, size="512x512", n=1, prompt="a lighthouse at dusk"):
-    data = {"model": model, "prompt": prompt, "size": size, "num_images": str(n), "seed": "",
-            "negative_prompt": "", "idempotency_key": ""}
+    data = {
+        "model": model,
+        "prompt": prompt,
+        "size": size,
+        "num_images": str(n),
+        "seed": "",
+        "negative_prompt": "",
+        "idempotency_key": "",
+    }
     with capture(execute=True):
         response = client.post("/", data)
     assert response.status_code == 302, response.content.decode()[:500]
@@ -83,8 +93,14 @@ def test_an_openai_generation_from_the_form_completes_and_is_in_the_gallery(
     assert all(i.provider_url.startswith(sim.url + "/files/") for i in gen.images.all())
     (call,) = sim.received("POST", "/v1/images/generations")
     assert call.header("authorization") == f"Bearer {sim.api_key}"
-    assert call.json == {"prompt": "a lighthouse at dusk", "model": "dall-e-2", "n": 2,
-                         "size": "512x512", "user": owner.public_id, "response_format": "url"}
+    assert call.json == {
+        "prompt": "a lighthouse at dusk",
+        "model": "dall-e-2",
+        "n": 2,
+        "size": "512x512",
+        "user": owner.public_id,
+        "response_format": "url",
+    }
     assert_in_gallery_from_own_storage(owner_client, gen, sim.url)
 
 
@@ -101,10 +117,15 @@ def test_b64_json_outputs_are_decoded_into_storage(owner, configured, sim, make_
 def test_ai_refinery_gets_its_quirks_and_the_user_tag(
     owner_client, owner, configured, air_sim, django_capture_on_commit_callbacks
 ):
-    make_model(slug="flux", provider="airefinery", remote_id="black-forest-labs/FLUX.1-schnell",
-               params={"timeout": 30, "extra_body": {"steps": 4}})
-    gen = post_form(owner_client, django_capture_on_commit_callbacks, model="flux",
-                    size="1024x1024")
+    make_model(
+        slug="flux",
+        provider="airefinery",
+        remote_id="black-forest-labs/FLUX.1-schnell",
+        params={"timeout": 30, "extra_body": {"steps": 4}},
+    )
+    gen = post_form(
+        owner_client, django_capture_on_commit_callbacks, model="flux", size="1024x1024"
+    )
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
     (call,) = air_sim.received("POST", "/v1/images/generations")
@@ -117,8 +138,10 @@ def test_ai_refinery_gets_its_quirks_and_the_user_tag(
 def test_any_compatible_base_url_works_including_one_ending_in_v1(
     owner, settings, sim, make_generation
 ):
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
-                                "openai": {"api_key": sim.api_key, "base_url": sim.url + "/v1/"}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": sim.api_key, "base_url": sim.url + "/v1/"},
+    }
     model = make_model()
     gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)
@@ -128,8 +151,13 @@ def test_any_compatible_base_url_works_including_one_ending_in_v1(
 
 
 def test_a_content_policy_refusal_is_final_and_reads_well(owner, configured, sim, make_generation):
-    gen = make_generation(owner, model=make_model(), status=S.QUEUED, prompt="something forbidden",
-                          options={"size": "512x512"})
+    gen = make_generation(
+        owner,
+        model=make_model(),
+        status=S.QUEUED,
+        prompt="something forbidden",
+        options={"size": "512x512"},
+    )
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED
@@ -139,8 +167,9 @@ def test_a_content_policy_refusal_is_final_and_reads_well(owner, configured, sim
 
 def test_a_model_specific_refusal_names_the_field(owner, configured, sim, make_generation):
     model = make_model(slug="d3", remote_id="dall-e-3", sizes=["1024x1024"])
-    gen = make_generation(owner, model=model, status=S.QUEUED, num_images=2,
-                          options={"size": "1024x1024"})
+    gen = make_generation(
+        owner, model=model, status=S.QUEUED, num_images=2, options={"size": "1024x1024"}
+    )
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED
@@ -149,16 +178,19 @@ def test_a_model_specific_refusal_names_the_field(owner, configured, sim, make_g
 
 def test_ai_refinery_plain_error_bodies_are_shown(owner, configured, air_sim, make_generation):
     model = make_model(slug="flux", provider="airefinery", remote_id="flux")
-    gen = make_generation(owner, model=model, status=S.QUEUED, prompt="forbidden thing",
-                          options={"size": "512x512"})
+    gen = make_generation(
+        owner, model=model, status=S.QUEUED, prompt="forbidden thing", options={"size": "512x512"}
+    )
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED and "safety system" in gen.error
 
 
 def test_a_wrong_key_fails_without_showing_the_key(owner, settings, sim, make_generation):
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
-                                "openai": {"api_key": "sk-wrong-secret", "base_url": sim.url}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": "sk-wrong-secret", "base_url": sim.url},
+    }
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)
     gen.refresh_from_db()
@@ -167,7 +199,10 @@ def test_a_wrong_key_fails_without_showing_the_key(owner, settings, sim, make_ge
 
 
 def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_generation):
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS, "openai": {"api_key": "", "base_url": ""}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": "", "base_url": ""},
+    }
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)
     gen.refresh_from_db()
@@ -175,6 +210,7 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
 
 
 # --- fault switches: each ends completed after retries or failed with a reason ------------
+
 
 @pytest.mark.parametrize(
     "fault",
@@ -188,7 +224,9 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
     ],
     ids=["500-once", "503-twice", "429", "timeout", "malformed-json", "reset"],
 )
-def test_a_transient_fault_is_retried_until_completed(owner, configured, sim, make_generation, fault):
+def test_a_transient_fault_is_retried_until_completed(
+    owner, configured, sim, make_generation, fault
+):
     for key, value in fault.items():
         setattr(sim.faults, key, value)
     sim.faults.only = r"/v1/images/generations"
@@ -199,7 +237,9 @@ def test_a_transient_fault_is_retried_until_completed(owner, configured, sim, ma
     assert gen.attempts == len(sim.received("POST")) > 1
 
 
-def test_a_fault_that_never_clears_fails_with_a_reason(owner, configured, sim, make_generation, settings):
+def test_a_fault_that_never_clears_fails_with_a_reason(
+    owner, configured, sim, make_generation, settings
+):
     settings.EASEL_MAX_TRANSIENT_RETRIES = 3
     sim.faults.status = 500
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
@@ -224,25 +264,35 @@ def test_a_429_is_retried_after_the_time_the_provider_asks(owner, configured, si
 
 def test_an_expired_output_url_fails_with_a_reason(owner, configured, sim, make_generation):
     sim.url_ttl = -1  # every URL is already past its expiry when fetched
-    gen = make_generation(owner, model=make_model(params={"response_format": "url"}),
-                          status=S.QUEUED, options={"size": "512x512"})
+    gen = make_generation(
+        owner,
+        model=make_model(params={"response_format": "url"}),
+        status=S.QUEUED,
+        options={"size": "512x512"},
+    )
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED and "expired" in gen.error
     assert gen.images.count() == 0
 
 
-def test_the_provider_unit_maps_request_and_response_at_the_transport(owner, make_generation, settings):
+def test_the_provider_unit_maps_request_and_response_at_the_transport(
+    owner, make_generation, settings
+):
     import httpx
 
-    settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
-                                "openai": {"api_key": "k", "base_url": "https://api.example"}}
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": "k", "base_url": "https://api.example"},
+    }
     seen = {}
     png = base64.b64encode(b"\x89PNG fake").decode()
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen["url"], seen["auth"] = str(request.url), request.headers["authorization"]
-        return httpx.Response(200, json={"created": 1, "data": [{"b64_json": png}, {"url": "https://x/y.png"}]})
+        return httpx.Response(
+            200, json={"created": 1, "data": [{"b64_json": png}, {"url": "https://x/y.png"}]}
+        )
 
     provider = type(get_provider("openai"))(transport=httpx.MockTransport(handler))
     gen = make_generation(owner, model=make_model(), options={"size": "512x512"})

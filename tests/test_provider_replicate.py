@@ -38,7 +38,10 @@ def configured(settings, sim):
 
 def make_model(slug="sdxl", remote_id=VERSION, params=None, **options):
     return AIModel.objects.create(
-        slug=slug, name=slug.upper(), provider="replicate", remote_id=remote_id,
+        slug=slug,
+        name=slug.upper(),
+        provider="replicate",
+        remote_id=remote_id,
         options={"sizes": ["768x768"], "max_images": 4, "negative_prompt": True, **options},
         params=params or {},
     )
@@ -53,8 +56,15 @@ def test_a_replicate_generation_from_the_form_completes_and_is_in_the_gallery(
     owner_client, owner, configured, sim, django_capture_on_commit_callbacks
 ):
     make_model()
-    data = {"model": "sdxl", "prompt": "a red fox in snow", "size": "768x768", "num_images": "2",
-            "seed": "42", "negative_prompt": "blurry", "idempotency_key": ""}
+    data = {
+        "model": "sdxl",
+        "prompt": "a red fox in snow",
+        "size": "768x768",
+        "num_images": "2",
+        "seed": "42",
+        "negative_prompt": "blurry",
+        "idempotency_key": "",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         assert owner_client.post("/", data).status_code == 302
     gen = Generation.objects.get()
@@ -64,8 +74,14 @@ def test_a_replicate_generation_from_the_form_completes_and_is_in_the_gallery(
     assert create.header("authorization") == f"Bearer {sim.token}"
     assert create.json == {
         "version": VERSION,
-        "input": {"prompt": "a red fox in snow", "negative_prompt": "blurry", "seed": 42,
-                  "num_outputs": 2, "width": 768, "height": 768},
+        "input": {
+            "prompt": "a red fox in snow",
+            "negative_prompt": "blurry",
+            "seed": 42,
+            "num_outputs": 2,
+            "width": 768,
+            "height": 768,
+        },
         "webhook": "http://127.0.0.1:9/webhooks/replicate/",
         "webhook_events_filter": ["completed"],
     }
@@ -85,8 +101,10 @@ def test_the_status_walk_is_polled_with_backoff_without_a_worker_waiting(
     sim.duration, sim.start_after = 1.5, 0.05
     gen = queued(make_generation, owner)
     countdowns = []
-    with mock.patch("generator.tasks._schedule_check",
-                    side_effect=lambda g, countdown, step=0: countdowns.append((countdown, step))):
+    with mock.patch(
+        "generator.tasks._schedule_check",
+        side_effect=lambda g, countdown, step=0: countdowns.append((countdown, step)),
+    ):
         run_generation(gen.pk)
         gen.refresh_from_db()
         assert gen.status == S.RUNNING and gen.provider_job_id and gen.progress == 0.05
@@ -106,9 +124,16 @@ def test_the_status_walk_is_polled_with_backoff_without_a_worker_waiting(
     assert sim.submissions == 1  # polled, never submitted twice
 
 
-def test_an_official_model_runs_through_the_models_endpoint(owner, configured, sim, make_generation):
-    gen = queued(make_generation, owner, model=make_model(remote_id="black-forest-labs/flux-schnell",
-                                                         params={"input": {"go_fast": True}}))
+def test_an_official_model_runs_through_the_models_endpoint(
+    owner, configured, sim, make_generation
+):
+    gen = queued(
+        make_generation,
+        owner,
+        model=make_model(
+            remote_id="black-forest-labs/flux-schnell", params={"input": {"go_fast": True}}
+        ),
+    )
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
@@ -144,7 +169,9 @@ def test_a_failed_prediction_shows_replicates_error(owner, configured, sim, make
     assert gen.status == S.FAILED and "CUDA out of memory" in gen.error
 
 
-def test_an_unknown_version_is_refused_with_the_problem_detail(owner, configured, sim, make_generation):
+def test_an_unknown_version_is_refused_with_the_problem_detail(
+    owner, configured, sim, make_generation
+):
     gen = queued(make_generation, owner, model=make_model(remote_id="not-a-version"))
     run_generation(gen.pk)
     gen.refresh_from_db()
@@ -172,8 +199,10 @@ def test_a_job_past_its_deadline_fails_and_is_canceled_at_replicate(
 
 
 def test_a_wrong_token_fails_without_showing_it(owner, configured, sim, make_generation, settings):
-    settings.EASEL_PROVIDERS["replicate"] = {**settings.EASEL_PROVIDERS["replicate"],
-                                             "api_key": "r8_wrong_secret"}
+    settings.EASEL_PROVIDERS["replicate"] = {
+        **settings.EASEL_PROVIDERS["replicate"],
+        "api_key": "r8_wrong_secret",
+    }
     gen = queued(make_generation, owner)
     run_generation(gen.pk)
     gen.refresh_from_db()
@@ -188,6 +217,7 @@ def test_the_connection_check_names_the_account(configured, sim):
 
 
 # --- fault switches ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "fault",

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from generator.models import Generation, UsageEntry
-from tests.conftest import make_user
-from tests.test_browser import browser, page, shot  # noqa: F401  (fixtures)
+from tests.conftest import make_user, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,13 +26,20 @@ def run_action(page, base, name, gen):
     page.wait_for_selector("ul.messagelist li")
 
 
-def test_staff_retry_cancel_and_failures_view(live_server, page, django_user_model,  # noqa: F811
-                                              local_model, make_generation):
-    staff = django_user_model.objects.create_superuser(email="boss@example.com",
-                                                       password="pw-Secret-123")
+def test_staff_retry_cancel_and_failures_view(
+    live_server, page, django_user_model, local_model, make_generation
+):
+    staff = django_user_model.objects.create_superuser(
+        email="boss@example.com", password="pw-Secret-123"
+    )
     user = make_user(django_user_model, email="painter@example.com")
-    failed = make_generation(user, status=Generation.Status.FAILED, prompt="a stormy sea",
-                             error="Limit reached at the provider.", options={"size": "256x256"})
+    failed = make_generation(
+        user,
+        status=Generation.Status.FAILED,
+        prompt="a stormy sea",
+        error="Limit reached at the provider.",
+        options={"size": "256x256"},
+    )
     queued = make_generation(user, status=Generation.Status.QUEUED, prompt="a calm lake")
     base = live_server.url
 

@@ -29,19 +29,31 @@ def action(client, name, gens):
 def test_retry_makes_a_new_counted_generation_with_the_same_settings(
     staff_client, owner, make_generation
 ):
-    failed = make_generation(owner, status=Generation.Status.FAILED, error="boom", seed=42,
-                             num_images=2, negative_prompt="blur")
+    failed = make_generation(
+        owner,
+        status=Generation.Status.FAILED,
+        error="boom",
+        seed=42,
+        num_images=2,
+        negative_prompt="blur",
+    )
     response = action(staff_client, "retry_selected", [failed])
     assert "Retried 1 generation" in response.content.decode()
     new = Generation.objects.get(parent=failed)
     assert (new.prompt, new.seed, new.num_images, new.negative_prompt, new.options) == (
-        failed.prompt, 42, 2, "blur", failed.options)
+        failed.prompt,
+        42,
+        2,
+        "blur",
+        failed.options,
+    )
     assert UsageEntry.objects.get(generation=new).kind == "charge"
     assert new.dispatches == 0 or new.dispatched_at is not None
 
 
-def test_retry_ignores_the_users_limit_but_counts(staff_client, owner, make_generation,
-                                                  local_model):
+def test_retry_ignores_the_users_limit_but_counts(
+    staff_client, owner, make_generation, local_model
+):
     local_model.daily_image_limit = 0
     local_model.save()
     failed = make_generation(owner, status=Generation.Status.FAILED, error="boom")
@@ -65,10 +77,13 @@ def test_cancel_stops_queued_and_running_and_refunds(staff_client, owner, local_
     assert queued.status == "canceled" and queued.images.count() == 0
 
 
-def test_the_failures_view_groups_by_provider_and_reason(staff_client, owner, stranger,
-                                                          make_generation):
+def test_the_failures_view_groups_by_provider_and_reason(
+    staff_client, owner, stranger, make_generation
+):
     for user in (owner, stranger, owner):
-        make_generation(user, status=Generation.Status.FAILED, error="Limit reached at the provider.")
+        make_generation(
+            user, status=Generation.Status.FAILED, error="Limit reached at the provider."
+        )
     make_generation(owner, status=Generation.Status.FAILED, error="Timed out")
     make_generation(owner, status=Generation.Status.COMPLETED)
     page = staff_client.get("/admin/generator/generation/failures/").content.decode()
@@ -83,8 +98,9 @@ def test_the_admin_index_links_the_console(staff_client):
     assert "/admin/generator/generation/dashboard/" in page
 
 
-def test_the_dashboard_renders_an_svg_chart_and_provider_stats(staff_client, owner,
-                                                                make_generation):
+def test_the_dashboard_renders_an_svg_chart_and_provider_stats(
+    staff_client, owner, make_generation
+):
     gen = make_generation(owner, status=Generation.Status.QUEUED)
     run_generation(gen.pk)
     make_generation(owner, status=Generation.Status.FAILED, error="x")
@@ -100,8 +116,9 @@ def test_the_dashboard_renders_an_svg_chart_and_provider_stats(staff_client, own
     assert "owner@example.com" in page
 
 
-def test_the_generation_list_shows_job_id_tag_and_filters_by_user(staff_client, owner,
-                                                                   stranger, make_generation):
+def test_the_generation_list_shows_job_id_tag_and_filters_by_user(
+    staff_client, owner, stranger, make_generation
+):
     make_generation(owner, provider_job_id="job-123")
     make_generation(stranger)
     page = staff_client.get(f"/admin/generator/generation/?user__id__exact={owner.pk}")
@@ -122,19 +139,23 @@ def test_the_user_page_shows_limits_usage_and_last_generations(staff_client, own
 
 def test_deactivate_cancels_queued_generations(staff_client, owner, local_model):
     gen, _ = actions.submit(owner, {"model": local_model, "prompt": "a"})
-    staff_client.post("/admin/accounts/user/",
-                      {"action": "deactivate", "_selected_action": [owner.pk]})
+    staff_client.post(
+        "/admin/accounts/user/", {"action": "deactivate", "_selected_action": [owner.pk]}
+    )
     owner.refresh_from_db()
     gen.refresh_from_db()
     assert not owner.is_active
     assert gen.status == "canceled" and "deactivated" in gen.error
 
 
-@pytest.mark.parametrize("url", [
-    "/admin/generator/generation/failures/",
-    "/admin/generator/generation/dashboard/",
-    "/admin/generator/generation/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/generator/generation/failures/",
+        "/admin/generator/generation/dashboard/",
+        "/admin/generator/generation/",
+    ],
+)
 def test_a_normal_user_gets_the_admin_login_not_the_console(owner_client, url):
     response = owner_client.get(url)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]

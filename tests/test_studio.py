@@ -71,8 +71,14 @@ def test_date_range_includes_both_end_days(owner_client, owner, make_generation)
 
 @pytest.mark.parametrize(
     "query",
-    ["from=yesterday", "to=2025-13-01", "from=2025-02-02&to=2025-02-01", "sort=sideways",
-     "starred=yes", "q=" + "x" * 201],
+    [
+        "from=yesterday",
+        "to=2025-13-01",
+        "from=2025-02-02&to=2025-02-01",
+        "sort=sideways",
+        "starred=yes",
+        "q=" + "x" * 201,
+    ],
 )
 def test_bad_new_filters_are_a_clear_400(owner_client, query):
     response = owner_client.get(f"/gallery/?{query}")
@@ -80,7 +86,9 @@ def test_bad_new_filters_are_a_clear_400(owner_client, query):
     assert b"That filter does not work" in response.content
 
 
-def test_oldest_first_walks_every_row_once_with_its_own_cursor(owner_client, owner, make_generation):
+def test_oldest_first_walks_every_row_once_with_its_own_cursor(
+    owner_client, owner, make_generation
+):
     now = timezone.now()
     rows = [make_generation(owner, created_at=now - timedelta(seconds=i // 2)) for i in range(7)]
     seen, url = [], "/gallery/?sort=oldest&page_size=3"
@@ -114,9 +122,12 @@ def test_star_toggles_and_the_starred_filter_shows_only_stars(owner_client, owne
     assert response.status_code == 302 and response["Location"] == "/gallery/?starred=1"
     a.refresh_from_db()
     assert not a.favorite
-    assert owner_client.post(f"/gallery/{a.public_id}/star/", {"next": "https://evil.example/"})[
-        "Location"
-    ] == f"/gallery/{a.public_id}/"
+    assert (
+        owner_client.post(f"/gallery/{a.public_id}/star/", {"next": "https://evil.example/"})[
+            "Location"
+        ]
+        == f"/gallery/{a.public_id}/"
+    )
 
 
 def test_star_is_post_only_and_a_404_for_strangers(client, owner, stranger, make_generation):
@@ -129,7 +140,9 @@ def test_star_is_post_only_and_a_404_for_strangers(client, owner, stranger, make
     assert not gen.favorite
 
 
-def test_status_counts_follow_model_and_search_but_not_status(owner_client, owner, make_generation, wide_model):
+def test_status_counts_follow_model_and_search_but_not_status(
+    owner_client, owner, make_generation, wide_model
+):
     make_generation(owner, prompt="fox one", status=S.COMPLETED)
     make_generation(owner, prompt="fox two", status=S.FAILED, error="x")
     make_generation(owner, prompt="whale", status=S.COMPLETED)
@@ -171,7 +184,9 @@ def test_previous_and_next_stay_within_the_filter(owner_client, owner, make_gene
     assert f'href="/gallery/{f1.public_id}/?q=fox" rel="next"' in page
 
 
-def test_the_detail_page_has_copy_rerun_reuse_and_keeps_download_delete(owner_client, owner, make_generation):
+def test_the_detail_page_has_copy_rerun_reuse_and_keeps_download_delete(
+    owner_client, owner, make_generation
+):
     gen = make_generation(owner, prompt="a red fox", seed=7)
     page = owner_client.get(f"/gallery/{gen.public_id}/").content.decode()
     assert 'data-copy-text="a red fox"' in page
@@ -184,12 +199,19 @@ def test_the_detail_page_has_copy_rerun_reuse_and_keeps_download_delete(owner_cl
 def test_rerun_keeps_settings_with_a_new_seed_and_groups_as_a_variant(
     owner_client, owner, make_generation, django_capture_on_commit_callbacks
 ):
-    gen = make_generation(owner, prompt="a red fox", seed=7, options={"size": "256x256"}, num_images=2)
+    gen = make_generation(
+        owner, prompt="a red fox", seed=7, options={"size": "256x256"}, num_images=2
+    )
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_client.post(f"/gallery/{gen.public_id}/rerun/")
     new = Generation.objects.exclude(pk=gen.pk).get()
     assert response.status_code == 302 and response["Location"] == f"/?new={new.public_id}"
-    assert (new.parent, new.prompt, new.options, new.num_images) == (gen, "a red fox", {"size": "256x256"}, 2)
+    assert (new.parent, new.prompt, new.options, new.num_images) == (
+        gen,
+        "a red fox",
+        {"size": "256x256"},
+        2,
+    )
     assert new.seed != 7
     assert new.status == S.COMPLETED and new.images.count() == 2  # eager Celery ran it
     ctx = owner_client.get(f"/gallery/{gen.public_id}/").context
@@ -212,7 +234,9 @@ def test_retry_of_a_failed_generation_repeats_it_exactly(
 
 
 @pytest.mark.parametrize("action", ["rerun", "retry"])
-def test_rerun_and_retry_are_404_for_strangers_and_post_only(client, owner, stranger, make_generation, action):
+def test_rerun_and_retry_are_404_for_strangers_and_post_only(
+    client, owner, stranger, make_generation, action
+):
     gen = make_generation(owner, status=S.FAILED, error="x")
     client.force_login(stranger)
     assert client.post(f"/gallery/{gen.public_id}/{action}/").status_code == 404
@@ -230,7 +254,9 @@ def test_rerun_of_a_disabled_model_says_why(owner_client, owner, make_generation
 
 
 def test_reuse_prefills_the_form_and_is_404_for_strangers(client, owner, stranger, make_generation):
-    gen = make_generation(owner, prompt="a red fox", seed=99, negative_prompt="blur", options={"size": "256x256"})
+    gen = make_generation(
+        owner, prompt="a red fox", seed=99, negative_prompt="blur", options={"size": "256x256"}
+    )
     client.force_login(owner)
     page = client.get(f"/?reuse={gen.public_id}").content.decode()
     assert "a red fox</textarea>" in page and 'value="99"' in page and "blur</textarea>" in page
@@ -250,7 +276,9 @@ def test_a_running_card_shows_progress_and_keeps_polling(owner_client, owner, ma
     assert "data-since=" in card
 
 
-def test_a_queued_card_shows_elapsed_time_and_a_final_card_stops_polling(owner_client, owner, make_generation):
+def test_a_queued_card_shows_elapsed_time_and_a_final_card_stops_polling(
+    owner_client, owner, make_generation
+):
     queued = make_generation(owner, status=S.QUEUED)
     card = owner_client.get(f"/g/{queued.public_id}/card/").content.decode()
     assert "<progress" not in card and "waiting" in card and "data-since=" in card
@@ -263,8 +291,14 @@ def test_a_queued_card_shows_elapsed_time_and_a_final_card_stops_polling(owner_c
 
 
 def post_room(client, upload, **extra):
-    data = {"model": "local-room", "tpl_theme": "Vintage", "tpl_room": "kitchen",
-            "num_images": 1, "size": "256x256", **extra}
+    data = {
+        "model": "local-room",
+        "tpl_theme": "Vintage",
+        "tpl_room": "kitchen",
+        "num_images": 1,
+        "size": "256x256",
+        **extra,
+    }
     if upload is not None:
         data["input_image"] = upload
     return client.post("/", data)
@@ -328,7 +362,9 @@ def test_the_input_image_is_404_for_strangers(client, owner, stranger, room_mode
         (("r.txt", None, "text/plain"), "not a JPEG, PNG or WebP"),
     ],
 )
-def test_bad_photos_get_a_clear_error_and_nothing_is_saved(owner_client, room_model, upload, message):
+def test_bad_photos_get_a_clear_error_and_nothing_is_saved(
+    owner_client, room_model, upload, message
+):
     if upload is not None:
         name, fmt, ctype = upload
         content = photo_bytes(fmt) if fmt else b"hello, not an image"
@@ -341,10 +377,15 @@ def test_bad_photos_get_a_clear_error_and_nothing_is_saved(owner_client, room_mo
 
 def test_size_and_pixel_caps(owner_client, room_model, settings):
     settings.EASEL_INPUT_MAX_PIXELS = 1000
-    response = post_room(owner_client, SimpleUploadedFile("r.png", photo_bytes("PNG", (50, 50)), "image/png"))
+    response = post_room(
+        owner_client, SimpleUploadedFile("r.png", photo_bytes("PNG", (50, 50)), "image/png")
+    )
     assert response.status_code == 400 and "megapixels" in response.content.decode()
     settings.EASEL_INPUT_MAX_BYTES = 100
-    response = post_room(owner_client, SimpleUploadedFile("r.png", photo_bytes("PNG", (200, 200)) + b"x" * 200, "image/png"))
+    response = post_room(
+        owner_client,
+        SimpleUploadedFile("r.png", photo_bytes("PNG", (200, 200)) + b"x" * 200, "image/png"),
+    )
     assert response.status_code == 400 and "the limit is" in response.content.decode()
     assert Generation.objects.count() == 0
 
@@ -359,7 +400,9 @@ def test_template_choices_are_validated_server_side(owner_client, room_model):
 
 def test_a_model_without_input_image_refuses_an_upload(owner_client, local_model):
     upload = SimpleUploadedFile("r.png", photo_bytes("PNG"), "image/png")
-    response = owner_client.post("/", {"model": "local-sketch", "prompt": "x", "num_images": 1, "input_image": upload})
+    response = owner_client.post(
+        "/", {"model": "local-sketch", "prompt": "x", "num_images": 1, "input_image": upload}
+    )
     assert response.status_code == 400
     assert "does not take an input image" in response.content.decode()
 
@@ -371,7 +414,9 @@ def test_the_form_offers_upload_and_template_selects(owner_client, room_model):
     assert '"template": ["theme", "room"]' in page
 
 
-def test_rerun_copies_the_input_image(owner_client, owner, room_model, django_capture_on_commit_callbacks):
+def test_rerun_copies_the_input_image(
+    owner_client, owner, room_model, django_capture_on_commit_callbacks
+):
     post_room(owner_client, SimpleUploadedFile("r.png", photo_bytes("PNG"), "image/png"))
     gen = Generation.objects.get()
     with django_capture_on_commit_callbacks(execute=True):

@@ -15,9 +15,7 @@ from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from generator.models import AIModel, Generation
-from tests.conftest import require, uses_postgres
-from tests.procs import Worker, redis_available
-from tests.test_browser import browser, shot  # noqa: F401  (fixture re-used)
+from tests.conftest import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,35 +24,9 @@ PASSWORD = "a-Long-pass-42"
 
 
 @pytest.fixture
-def csp_errors():
-    return []
-
-
-@pytest.fixture
-def page(browser, csp_errors):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(20_000)
-    # A strict CSP is on: any inline script or handler would show up here as a refusal.
-    pg.on("console", lambda m: "Content Security Policy" in m.text and csp_errors.append(m.text))
-    yield pg
-    context.close()
-
-
-@pytest.fixture
-def worker(tmp_path, settings):
-    require(uses_postgres(), "needs DATABASE_URL on PostgreSQL")
-    require(redis_available(), "needs REDIS_URL with a running Redis")
-    from config.celery import app
-
-    app.conf.task_always_eager = False
+def worker(start_worker):
     # Long enough that the card is seen running with a progress bar.
-    settings.EASEL_LOCAL_PROVIDER_DELAY = 3.0
-    w = Worker(tmp_path / "worker.log")
-    w.purge()
-    w.start()
-    yield w
-    w.stop()
+    return start_worker(delay=3.0)
 
 
 @pytest.fixture
@@ -82,7 +54,9 @@ def axe_check(page, name):
     assert not bad, f"{name}: {bad}"
 
 
-def test_submit_and_the_card_moves_to_completed_without_a_reload(live_server, page, worker, painter, csp_errors):
+def test_submit_and_the_card_moves_to_completed_without_a_reload(
+    live_server, page, worker, painter
+):
     log_in(page, live_server.url)
     page.select_option("select[name=model]", "local-sketch")
     page.fill("textarea[name=prompt]", "a lighthouse in a storm")
@@ -118,11 +92,11 @@ def test_submit_and_the_card_moves_to_completed_without_a_reload(live_server, pa
     assert page.evaluate("window.__progress"), "no progress bar while running"
     assert page.locator(f"{card} [data-poll]").count() == 0
     shot(page, "studio-02-completed")
-    assert not csp_errors, csp_errors
+    assert not page.csp_errors, page.csp_errors
     axe_check(page, "home")
 
 
-def test_search_and_star_filters(live_server, page, painter, csp_errors, make_generation):
+def test_search_and_star_filters(live_server, page, painter, make_generation):
     fox = make_generation(painter, prompt="a red fox in the snow")
     whale = make_generation(painter, prompt="a blue whale")
     log_in(page, live_server.url)
@@ -152,11 +126,11 @@ def test_search_and_star_filters(live_server, page, painter, csp_errors, make_ge
     page.wait_for_selector("button.star[aria-pressed=true]")
     fox.refresh_from_db()
     assert fox.favorite
-    assert not csp_errors, csp_errors
+    assert not page.csp_errors, page.csp_errors
 
 
 def test_rerun_makes_a_variant_shown_beside_the_original(
-    live_server, page, worker, painter, csp_errors, make_generation
+    live_server, page, worker, painter, make_generation
 ):
     first = make_generation(painter, prompt="a paper boat", seed=5, options={"size": "256x256"})
     log_in(page, live_server.url)
@@ -166,16 +140,21 @@ def test_rerun_makes_a_variant_shown_beside_the_original(
     page.wait_for_url("**/?new=*")
     second = Generation.objects.exclude(pk=first.pk).get()
     assert second.parent_id == first.pk and second.prompt == first.prompt
-    page.wait_for_selector(f"#gen-{second.public_id}[data-status=completed] img.thumb", timeout=60_000)
+    page.wait_for_selector(
+        f"#gen-{second.public_id}[data-status=completed] img.thumb", timeout=60_000
+    )
     page.goto(f"{live_server.url}/gallery/{first.public_id}/")
     page.wait_for_selector(f".variants a[href='/gallery/{second.public_id}/'] img")
     shot(page, "studio-05-variants")
-    assert not csp_errors, csp_errors
+    assert not page.csp_errors, page.csp_errors
 
 
-def test_an_image_input_model_shows_before_and_after(live_server, page, worker, painter, csp_errors, tmp_path):
+def test_an_image_input_model_shows_before_and_after(live_server, page, worker, painter, tmp_path):
     AIModel.objects.create(
-        slug="local-room", name="Local Room", provider="local", remote_id="local-room",
+        slug="local-room",
+        name="Local Room",
+        provider="local",
+        remote_id="local-room",
         options={"sizes": ["256x256"], "input_image": True, "seed": True, "max_images": 1},
         prompt_template="a {theme} {room}",
         template_choices={"theme": ["Modern", "Vintage"], "room": ["kitchen", "bedroom"]},
@@ -214,7 +193,7 @@ def test_an_image_input_model_shows_before_and_after(live_server, page, worker, 
     assert "40%" in clip
     shot(page, "studio-07-before-after")
     axe_check(page, "detail with before/after")
-    assert not csp_errors, csp_errors
+    assert not page.csp_errors, page.csp_errors
 
 
 def test_the_login_page_passes_the_accessibility_check(live_server, page, db):

@@ -44,10 +44,21 @@ def configured(settings, rsim, assim):
 
 def running(owner, provider: str, remote_id: str) -> Generation:
     """A generation submitted to the provider, its job long-running and no poll scheduled."""
-    model = AIModel.objects.create(slug=f"m-{provider}", name=provider, provider=provider,
-                                   remote_id=remote_id, options={"seed": False})
-    gen = Generation.objects.create(user=owner, model=model, provider=provider, prompt="a kite",
-                                    status=S.QUEUED, tag_sent=owner.public_id)
+    model = AIModel.objects.create(
+        slug=f"m-{provider}",
+        name=provider,
+        provider=provider,
+        remote_id=remote_id,
+        options={"seed": False},
+    )
+    gen = Generation.objects.create(
+        user=owner,
+        model=model,
+        provider=provider,
+        prompt="a kite",
+        status=S.QUEUED,
+        tag_sent=owner.public_id,
+    )
     with mock.patch("generator.tasks._schedule_check") as scheduled:
         run_generation(gen.pk)
     assert scheduled.called
@@ -117,8 +128,11 @@ class TestReplicate:
         headers = rsim.signed_headers(body)
         if isinstance(tamper.get("webhook-timestamp"), int):
             # Re-signed with the wrong time, as a replay of an old (or a future) message would be.
-            headers = rsim.signed_headers(body, webhook_id=headers["webhook-id"],
-                                          timestamp=int(time.time()) + tamper["webhook-timestamp"])
+            headers = rsim.signed_headers(
+                body,
+                webhook_id=headers["webhook-id"],
+                timestamp=int(time.time()) + tamper["webhook-timestamp"],
+            )
         else:
             headers.update(tamper)
         headers.pop("content-type")
@@ -137,8 +151,12 @@ class TestReplicate:
         headers.pop("content-type")
         forged = body.replace(b'"status": "processing"', b'"status": "succeeded"')
         assert forged != body
-        assert client.post(URL, data=forged, content_type="application/json",
-                           headers=headers).status_code == 401
+        assert (
+            client.post(
+                URL, data=forged, content_type="application/json", headers=headers
+            ).status_code
+            == 401
+        )
 
     def test_one_valid_signature_among_several_is_enough(
         self, client, owner, configured, rsim, django_capture_on_commit_callbacks
@@ -165,8 +183,10 @@ class TestReplicate:
     def test_the_signing_key_is_fetched_from_replicate_when_not_configured(
         self, client, owner, configured, rsim, settings, django_capture_on_commit_callbacks
     ):
-        settings.EASEL_PROVIDERS["replicate"] = {**settings.EASEL_PROVIDERS["replicate"],
-                                                 "webhook_secret": ""}
+        settings.EASEL_PROVIDERS["replicate"] = {
+            **settings.EASEL_PROVIDERS["replicate"],
+            "webhook_secret": "",
+        }
         cache.clear()
         gen = running(owner, "replicate", VERSION)
         rsim.duration = 0
@@ -192,9 +212,13 @@ class TestArtificialStudio:
         gets = len(assim.received("GET"))
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(
-                self.url(), data={"id": gen.provider_job_id, "status": "success"},
+                self.url(),
+                data={"id": gen.provider_job_id, "status": "success"},
                 content_type="application/json",
-                headers={"X-Webhook-Source": "artificial-studio", "X-Media-Id": gen.provider_job_id},
+                headers={
+                    "X-Webhook-Source": "artificial-studio",
+                    "X-Media-Id": gen.provider_job_id,
+                },
             )
         assert response.status_code == 202
         assert len(assim.received("GET", rf"^/api/generations/{gen.provider_job_id}$")) == gets + 1
@@ -205,19 +229,30 @@ class TestArtificialStudio:
         self, client, owner, configured, assim, django_capture_on_commit_callbacks
     ):
         gen = running(owner, "artificialstudio", "flux-schnell")  # still processing at the API
-        spoof = {"id": gen.provider_job_id, "status": "success", "output": "https://evil.example/x.png"}
-        with mock.patch("generator.tasks._schedule_check"), \
-                django_capture_on_commit_callbacks(execute=True):
-            response = client.post(self.url(), data=spoof, content_type="application/json",
-                                   headers={"X-Webhook-Source": "artificial-studio"})
+        spoof = {
+            "id": gen.provider_job_id,
+            "status": "success",
+            "output": "https://evil.example/x.png",
+        }
+        with (
+            mock.patch("generator.tasks._schedule_check"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            response = client.post(
+                self.url(),
+                data=spoof,
+                content_type="application/json",
+                headers={"X-Webhook-Source": "artificial-studio"},
+            )
         assert response.status_code == 202
         gen.refresh_from_db()
         assert gen.status == S.RUNNING and gen.images.count() == 0
 
     def test_a_webhook_without_the_source_header_is_refused(self, client, owner, configured, assim):
         gen = running(owner, "artificialstudio", "flux-schnell")
-        response = client.post(self.url(), data={"id": gen.provider_job_id},
-                               content_type="application/json")
+        response = client.post(
+            self.url(), data={"id": gen.provider_job_id}, content_type="application/json"
+        )
         assert response.status_code == 401
 
 
@@ -225,14 +260,23 @@ class TestArtificialStudio:
 class TestTheEndpoint:
     def test_it_refuses_other_methods_and_providers_without_webhooks(self, client, configured):
         assert client.get(URL).status_code == 405
-        assert client.post("/webhooks/openai/", data={}, content_type="application/json").status_code == 404
-        assert client.post("/webhooks/nosuch/", data={}, content_type="application/json").status_code == 404
+        assert (
+            client.post("/webhooks/openai/", data={}, content_type="application/json").status_code
+            == 404
+        )
+        assert (
+            client.post("/webhooks/nosuch/", data={}, content_type="application/json").status_code
+            == 404
+        )
 
     def test_bad_json_is_a_400(self, client, configured, rsim):
         for body in (b"{not json", b"[1, 2]"):
-            response = client.post(URL, data=body, content_type="application/json",
-                                   headers={k: v for k, v in rsim.signed_headers(body).items()
-                                            if k != "content-type"})
+            response = client.post(
+                URL,
+                data=body,
+                content_type="application/json",
+                headers={k: v for k, v in rsim.signed_headers(body).items() if k != "content-type"},
+            )
             assert response.status_code == 400
 
     def test_a_body_over_one_megabyte_is_a_413(self, client, configured, rsim):
@@ -248,6 +292,7 @@ class TestTheEndpoint:
 
 
 # --- end to end: the simulators POST real webhooks to a live server ----------------------
+
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("provider", ["replicate", "artificialstudio"])
@@ -265,8 +310,10 @@ def test_a_real_webhook_from_the_provider_completes_the_generation_without_polli
         creds = {"api_key": sim.api_key}
         remote_id, job_path = "flux-schnell", r"^/api/generations/"
     with sim:
-        settings.EASEL_PROVIDERS = {**settings.EASEL_PROVIDERS,
-                                    provider: {**creds, "base_url": sim.url}}
+        settings.EASEL_PROVIDERS = {
+            **settings.EASEL_PROVIDERS,
+            provider: {**creds, "base_url": sim.url},
+        }
         gen = running(owner, provider, remote_id)  # no poll is ever scheduled
         started = time.monotonic()
         while time.monotonic() - started < 15:

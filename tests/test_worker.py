@@ -8,25 +8,8 @@ import pytest
 
 from generator import actions
 from generator.models import Generation
-from tests.conftest import require, uses_postgres
-from tests.procs import Worker, redis_available
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def worker(tmp_path, settings):
-    require(uses_postgres(), "needs DATABASE_URL on PostgreSQL")
-    require(redis_available(), "needs REDIS_URL with a running Redis")
-    from config.celery import app
-
-    app.conf.task_always_eager = False
-    settings.EASEL_LOCAL_PROVIDER_DELAY = 0.5
-    w = Worker(tmp_path / "worker.log")
-    w.purge()
-    w.start()
-    yield w
-    w.stop()
 
 
 def wait_final(pks, timeout=60.0):
@@ -41,8 +24,15 @@ def wait_final(pks, timeout=60.0):
 
 def test_a_real_worker_takes_generations_to_completed(worker, owner, local_model):
     gens = [
-        actions.submit(owner, {"model": local_model, "prompt": f"harbour {i}", "num_images": 2,
-                               "options": {"size": "256x256"}})[0]
+        actions.submit(
+            owner,
+            {
+                "model": local_model,
+                "prompt": f"harbour {i}",
+                "num_images": 2,
+                "options": {"size": "256x256"},
+            },
+        )[0]
         for i in range(4)
     ]
     rows = wait_final([g.pk for g in gens])

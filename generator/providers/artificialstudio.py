@@ -67,7 +67,9 @@ class ArtificialStudioProvider(HttpProvider):
         if not job_id:
             raise ProviderError("Artificial Studio answered without a job id.", retryable=False)
         status = reply.get("status") or "pending"
-        return Pending(job_id=str(job_id), progress=PROGRESS.get(status, 0.05), state={"status": status})
+        return Pending(
+            job_id=str(job_id), progress=PROGRESS.get(status, 0.05), state={"status": status}
+        )
 
     def check(self, gen) -> Done | Pending | Failed:
         reply = self.json(self.request("GET", self._path(f"/generations/{gen.provider_job_id}")))
@@ -81,7 +83,9 @@ class ArtificialStudioProvider(HttpProvider):
         if status == "error":
             return Failed(f"Artificial Studio: {reply.get('error') or 'the generation failed.'}")
         if status in PROGRESS:
-            return Pending(job_id=gen.provider_job_id, progress=PROGRESS[status], state={"status": status})
+            return Pending(
+                job_id=gen.provider_job_id, progress=PROGRESS[status], state={"status": status}
+            )
         raise ProviderError(f"Artificial Studio reported an unknown status {status!r}.")
 
     def error_message(self, response) -> str:
@@ -93,9 +97,15 @@ class ArtificialStudioProvider(HttpProvider):
             message = str(body["message"])
             errors = body.get("errors")
             if isinstance(errors, list) and errors:
-                message += " (" + "; ".join(
-                    f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict)
-                ) + ")"
+                message += (
+                    " ("
+                    + "; ".join(
+                        f"{e.get('field')}: {e.get('message')}"
+                        for e in errors
+                        if isinstance(e, dict)
+                    )
+                    + ")"
+                )
             return message
         return super().error_message(response)
 
@@ -110,8 +120,11 @@ class ArtificialStudioProvider(HttpProvider):
     def check_connection(self) -> str:
         account = self.json(self.request("GET", self._path("/account")))
         credits = account.get("credits") if isinstance(account, dict) else None
-        return f"Connected to Artificial Studio ({credits} credits left)." if credits is not None \
+        return (
+            f"Connected to Artificial Studio ({credits} credits left)."
+            if credits is not None
             else "Connected to Artificial Studio."
+        )
 
     def webhook_job_id(self, request: HttpRequest) -> str | None:
         # Unsigned: the header only filters noise. Trust comes from check_generation re-fetching

@@ -91,6 +91,15 @@ class NotConfigured(ProviderError):
         )
 
 
+def parse_size(value: str) -> tuple[int, int]:
+    """'1024x768' → (1024, 768); anything else is the user's error, not a retry."""
+    try:
+        width, height = (int(part) for part in str(value).lower().split("x"))
+    except ValueError:
+        raise ProviderError(f"Size {value!r} is not WIDTHxHEIGHT.") from None
+    return width, height
+
+
 def provider_setting(provider: str, key: str, default: str = "") -> str:
     """The one place credentials are read from (settings, filled from the environment)."""
     return settings.EASEL_PROVIDERS.get(provider, {}).get(key) or default

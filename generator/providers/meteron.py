@@ -35,6 +35,7 @@ from .base import (
     LimitReached,
     Pending,
     ProviderError,
+    parse_size,
 )
 
 if TYPE_CHECKING:
@@ -58,11 +59,7 @@ def build_body(gen: Generation) -> dict[str, Any]:
         fields["seed"] = gen.seed
     options = gen.options or {}
     if options.get("size"):
-        try:
-            width, height = (int(p) for p in str(options["size"]).lower().split("x"))
-        except ValueError:
-            raise ProviderError(f"Size {options['size']!r} is not WIDTHxHEIGHT.") from None
-        fields["width"], fields["height"] = width, height
+        fields["width"], fields["height"] = parse_size(options["size"])
     if options.get("aspect_ratio"):
         fields["aspect_ratio"] = options["aspect_ratio"]
     if gen.num_images > 1:

@@ -36,7 +36,11 @@ class OpenAIStyleProvider(HttpProvider):
         return "/images/generations" if self.base_url.endswith("/v1") else "/v1/images/generations"
 
     def body(self, gen) -> dict[str, Any]:
-        body: dict[str, Any] = {"prompt": gen.prompt, "model": gen.model.remote_id, "n": gen.num_images}
+        body: dict[str, Any] = {
+            "prompt": gen.prompt,
+            "model": gen.model.remote_id,
+            "n": gen.num_images,
+        }
         size = (gen.options or {}).get("size")
         if size:
             body["size"] = size

@@ -38,7 +38,9 @@ def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def verify_signature(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> bool:
+def verify_signature(
+    secret: str, headers: dict[str, str], body: bytes, now: float | None = None
+) -> bool:
     webhook_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
@@ -138,14 +140,17 @@ class ReplicateProvider(HttpProvider):
             raise ProviderError("Replicate answered without a prediction id.", retryable=True)
         status = prediction.get("status")
         if status == "succeeded":
-            return Done(images=[ImageOutput(url=url) for url in output_urls(prediction.get("output"))])
+            return Done(
+                images=[ImageOutput(url=url) for url in output_urls(prediction.get("output"))]
+            )
         if status == "failed":
             return Failed(f"Replicate: {prediction.get('error') or 'the prediction failed.'}")
         if status == "canceled":
             return Failed("Canceled at Replicate.", canceled=True)
         if status in ("starting", "processing"):
-            return Pending(job_id=str(prediction["id"]), progress=PROGRESS[status],
-                           state={"status": status})
+            return Pending(
+                job_id=str(prediction["id"]), progress=PROGRESS[status], state={"status": status}
+            )
         raise ProviderError(f"Replicate reported an unknown status {status!r}.", retryable=False)
 
     def cancel(self, gen) -> None:
@@ -160,9 +165,15 @@ class ReplicateProvider(HttpProvider):
             message = str(body["detail"])
             fields = body.get("invalid_fields")
             if isinstance(fields, list) and fields:
-                message += " (" + "; ".join(
-                    f"{f.get('field')}: {f.get('description')}" for f in fields if isinstance(f, dict)
-                ) + ")"
+                message += (
+                    " ("
+                    + "; ".join(
+                        f"{f.get('field')}: {f.get('description')}"
+                        for f in fields
+                        if isinstance(f, dict)
+                    )
+                    + ")"
+                )
             return message
         return super().error_message(response)
 
@@ -181,7 +192,9 @@ class ReplicateProvider(HttpProvider):
         if secret:
             return secret
         try:
-            secret = self.json(self.request("GET", self._path("/webhooks/default/secret"))).get("key", "")
+            secret = self.json(self.request("GET", self._path("/webhooks/default/secret"))).get(
+                "key", ""
+            )
         except (ProviderError, AttributeError):
             return ""
         if secret:
@@ -209,5 +222,7 @@ def output_urls(output: Any) -> list[str]:
     if isinstance(output, list):
         return [item for item in output if isinstance(item, str) and item]
     if isinstance(output, dict):
-        return [v for v in output.values() if isinstance(v, str) and v.startswith(("http", "data:"))]
+        return [
+            v for v in output.values() if isinstance(v, str) and v.startswith(("http", "data:"))
+        ]
     return []

@@ -29,6 +29,7 @@ from .base import (
     ImageOutput,
     Pending,
     ProviderError,
+    parse_size,
     provider_setting,
 )
 
@@ -48,11 +49,7 @@ def build_body(gen: Generation) -> dict[str, Any]:
         body["seed"] = gen.seed
     options = gen.options or {}
     if options.get("size"):
-        try:
-            width, height = (int(p) for p in str(options["size"]).lower().split("x"))
-        except ValueError:
-            raise ProviderError(f"Size {options['size']!r} is not WIDTHxHEIGHT.") from None
-        body["width"], body["height"] = width, height
+        body["width"], body["height"] = parse_size(options["size"])
     if options.get("aspect_ratio"):
         body["aspectRatio"] = options["aspect_ratio"]
     body["numImages"] = gen.num_images

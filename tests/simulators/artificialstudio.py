@@ -15,7 +15,7 @@ import ipaddress
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,19 +26,34 @@ RUN_FIELDS = {"tool", "input", "webhook"}
 INPUT_FIELDS = {"model", "prompt", "image_size", "num_inference_steps", "seed", "image"}
 TOOLS = {"create-image"}
 MODELS = {"flux-schnell", "flux-dev", "playground-v2"}
-IMAGE_SIZES = {"square", "square_hd", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"}
+IMAGE_SIZES = {
+    "square",
+    "square_hd",
+    "portrait_4_3",
+    "portrait_16_9",
+    "landscape_4_3",
+    "landscape_16_9",
+}
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class ArtificialStudioSimulator(Simulator):
     name = "artificialstudio"
 
-    def __init__(self, *, api_key: str = "prod_sim_key", duration: float = 0.0, credits: int = 1000,
-                 send_webhooks: bool = True, webhook_public_only: bool = False,
-                 output_ttl: float = 3600.0, **kw):
+    def __init__(
+        self,
+        *,
+        api_key: str = "prod_sim_key",
+        duration: float = 0.0,
+        credits: int = 1000,
+        send_webhooks: bool = True,
+        webhook_public_only: bool = False,
+        output_ttl: float = 3600.0,
+        **kw,
+    ):
         self.api_key = api_key
         self.duration = duration
         self.credits = credits
@@ -57,8 +72,13 @@ class ArtificialStudioSimulator(Simulator):
             ("POST", r"/api/generate", self.legacy_generate),
             ("GET", r"/api/generations", self.list),
             ("GET", r"/api/generations/(?P<id>[0-9a-f]+)", self.get),
-            ("GET", r"/api/account", lambda r: Response(200, {"email": "sim@example.com",
-                                                              "plan": "pro", "credits": self.credits})),
+            (
+                "GET",
+                r"/api/account",
+                lambda r: Response(
+                    200, {"email": "sim@example.com", "plan": "pro", "credits": self.credits}
+                ),
+            ),
             ("GET", r"/files/(?P<token>[A-Za-z0-9_-]+)\.png", self.file),
         ]
 
@@ -72,8 +92,13 @@ class ArtificialStudioSimulator(Simulator):
 
     @staticmethod
     def invalid(errors: list[tuple[str, str, str]]) -> Response:
-        return Response(400, {"message": "Validation failed", "errors": [
-            {"field": f, "message": m, "code": c} for f, m, c in errors]})
+        return Response(
+            400,
+            {
+                "message": "Validation failed",
+                "errors": [{"field": f, "message": m, "code": c} for f, m, c in errors],
+            },
+        )
 
     def _webhook_refused(self, url) -> str | None:
         if url is None:
@@ -98,15 +123,20 @@ class ArtificialStudioSimulator(Simulator):
         body = request.json
         if not isinstance(body, dict):
             return self.invalid([("body", "Expected object", "invalid_type")])
-        errors = [(f, f"Unrecognized key '{f}'", "unrecognized_keys") for f in sorted(set(body) - RUN_FIELDS)]
+        errors = [
+            (f, f"Unrecognized key '{f}'", "unrecognized_keys")
+            for f in sorted(set(body) - RUN_FIELDS)
+        ]
         if "tool" not in body:
             errors.append(("tool", "Required", "invalid_type"))
         inputs = body.get("input")
         if not isinstance(inputs, dict):
             errors.append(("input", "Required", "invalid_type"))
         else:
-            errors += [(f"input.{f}", f"Unrecognized key '{f}'", "unrecognized_keys")
-                       for f in sorted(set(inputs) - INPUT_FIELDS)]
+            errors += [
+                (f"input.{f}", f"Unrecognized key '{f}'", "unrecognized_keys")
+                for f in sorted(set(inputs) - INPUT_FIELDS)
+            ]
             if not isinstance(inputs.get("prompt"), str) or not inputs["prompt"].strip():
                 errors.append(("input.prompt", "Required", "invalid_type"))
             if "image_size" in inputs and inputs["image_size"] not in IMAGE_SIZES:
@@ -121,24 +151,43 @@ class ArtificialStudioSimulator(Simulator):
         model = inputs.get("model", "flux-schnell")
         if model not in MODELS:
             return Response(404, {"message": f"Model '{model}' not found"})
-        job = self._create(inputs, body.get("webhook"), tool=body["tool"], model=model, legacy=False)
+        job = self._create(
+            inputs, body.get("webhook"), tool=body["tool"], model=model, legacy=False
+        )
         if isinstance(job, Response):
             return job
-        return Response(200, {"id": job["id"], "status": "processing", "tool": job["tool"],
-                              "createdAt": job["createdAt"]})
+        return Response(
+            200,
+            {
+                "id": job["id"],
+                "status": "processing",
+                "tool": job["tool"],
+                "createdAt": job["createdAt"],
+            },
+        )
 
     def legacy_generate(self, request: Request) -> Response:
         body = request.json
-        if not isinstance(body, dict) or not isinstance(body.get("input"), dict) \
-                or not isinstance(body["input"].get("prompt"), str):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("input"), dict)
+            or not isinstance(body["input"].get("prompt"), str)
+        ):
             return Response(400, {"message": "model and input.prompt are required"})
         if body.get("model") not in MODELS:
             return Response(404, {"message": f"Model '{body.get('model')}' not found"})
-        job = self._create(body["input"], body.get("webhook"), tool="create-image",
-                           model=body["model"], legacy=True)
+        job = self._create(
+            body["input"],
+            body.get("webhook"),
+            tool="create-image",
+            model=body["model"],
+            legacy=True,
+        )
         if isinstance(job, Response):
             return job
-        return Response(200, {"_id": job["id"], "status": "pending", "model": body["model"], "output": None})
+        return Response(
+            200, {"_id": job["id"], "status": "pending", "model": body["model"], "output": None}
+        )
 
     def _create(self, inputs: dict, webhook: str | None, *, tool: str, model: str, legacy: bool):
         with self.lock:
@@ -146,10 +195,21 @@ class ArtificialStudioSimulator(Simulator):
                 return Response(402, {"message": "Insufficient credits"})
             self.credits -= 1
             self.submissions += 1
-            job = {"id": secrets.token_hex(12), "status": "processing", "tool": tool, "model": model,
-                   "output": None, "thumbnail": None, "error": None, "type": "image",
-                   "payload": inputs, "createdAt": now_iso(), "_t0": time.time(),
-                   "_webhook": webhook, "_legacy": legacy}
+            job = {
+                "id": secrets.token_hex(12),
+                "status": "processing",
+                "tool": tool,
+                "model": model,
+                "output": None,
+                "thumbnail": None,
+                "error": None,
+                "type": "image",
+                "payload": inputs,
+                "createdAt": now_iso(),
+                "_t0": time.time(),
+                "_webhook": webhook,
+                "_legacy": legacy,
+            }
             self.jobs[job["id"]] = job
         if webhook and self.send_webhooks:
             threading.Thread(target=self._webhook_loop, args=(job["id"],), daemon=True).start()
@@ -163,10 +223,16 @@ class ArtificialStudioSimulator(Simulator):
             elapsed = time.time() - job["_t0"]
             if elapsed >= self.duration:
                 if "fail" in job["payload"].get("prompt", "").lower():
-                    job["status"], job["error"] = "error", "The model could not generate this image."
+                    job["status"], job["error"] = (
+                        "error",
+                        "The model could not generate this image.",
+                    )
                 else:
                     token = secrets.token_urlsafe(12)
-                    self.files[token] = (png_bytes(96, 64, (20, 160, 90)), time.time() + self.output_ttl)
+                    self.files[token] = (
+                        png_bytes(96, 64, (20, 160, 90)),
+                        time.time() + self.output_ttl,
+                    )
                     job["status"] = "success"
                     job["output"] = f"{self.url}/files/{token}.png"
                     job["thumbnail"] = job["output"]
@@ -194,10 +260,19 @@ class ArtificialStudioSimulator(Simulator):
             items = [self.public(self._advance(i)) for i in self.jobs]
         if request.query.get("status"):
             items = [i for i in items if i["status"] == request.query["status"]]
-        page = items[offset:offset + limit]
-        return Response(200, {"data": page, "pagination": {"total": len(items), "limit": limit,
-                                                           "offset": offset,
-                                                           "hasMore": offset + limit < len(items)}})
+        page = items[offset : offset + limit]
+        return Response(
+            200,
+            {
+                "data": page,
+                "pagination": {
+                    "total": len(items),
+                    "limit": limit,
+                    "offset": offset,
+                    "hasMore": offset + limit < len(items),
+                },
+            },
+        )
 
     def file(self, request: Request) -> Response:
         entry = self.files.get(request.match["token"])
@@ -219,17 +294,34 @@ class ArtificialStudioSimulator(Simulator):
             if not self.send_webhooks:
                 return
             if job["_legacy"]:
-                body = {"_id": job["id"], "status": job["status"], "output": job["output"],
-                        "model": job["model"], "type": "image", "payload": job["payload"],
-                        "error": job["error"]}
+                body = {
+                    "_id": job["id"],
+                    "status": job["status"],
+                    "output": job["output"],
+                    "model": job["model"],
+                    "type": "image",
+                    "payload": job["payload"],
+                    "error": job["error"],
+                }
             else:
-                body = {"id": job["id"], "status": "success", "tool": job["tool"], "type": "image",
-                        "output": job["output"], "thumbnail": job["thumbnail"],
-                        "createdAt": job["createdAt"]}
+                body = {
+                    "id": job["id"],
+                    "status": "success",
+                    "tool": job["tool"],
+                    "type": "image",
+                    "output": job["output"],
+                    "thumbnail": job["thumbnail"],
+                    "createdAt": job["createdAt"],
+                }
         record = {"id": job["id"], "url": job["_webhook"]}
         try:
-            r = httpx.post(job["_webhook"], json=body, timeout=5.0, follow_redirects=False,
-                           headers={"X-Webhook-Source": "artificial-studio", "X-Media-Id": job["id"]})
+            r = httpx.post(
+                job["_webhook"],
+                json=body,
+                timeout=5.0,
+                follow_redirects=False,
+                headers={"X-Webhook-Source": "artificial-studio", "X-Media-Id": job["id"]},
+            )
             record["status"] = r.status_code
         except httpx.HTTPError as exc:
             record["status"] = type(exc).__name__

@@ -18,9 +18,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
@@ -65,14 +66,14 @@ class Response:
 class Faults:
     """Switches a test flips. `times` limits how many requests a fault hits (None = all)."""
 
-    latency: float = 0.0          # seconds added before every answer
-    status: int | None = None     # answer this status (500, 503, 429 …) instead of the route
+    latency: float = 0.0  # seconds added before every answer
+    status: int | None = None  # answer this status (500, 503, 429 …) instead of the route
     retry_after: str | None = None  # Retry-After header with a 429
-    hang: float = 0.0             # sleep this long before answering (for client timeouts)
+    hang: float = 0.0  # sleep this long before answering (for client timeouts)
     malformed_json: bool = False  # answer 200 with a body that is not JSON
-    reset: bool = False           # close the connection without an answer
-    times: int | None = None      # how many requests the fault applies to
-    only: str | None = None       # regex: apply only to paths matching it
+    reset: bool = False  # close the connection without an answer
+    times: int | None = None  # how many requests the fault applies to
+    only: str | None = None  # regex: apply only to paths matching it
 
     def applies(self, path: str) -> bool:
         if self.only and not re.search(self.only, path):
@@ -155,7 +156,8 @@ class Simulator:
     def received(self, method: str | None = None, path_regex: str | None = None) -> list[Request]:
         with self.lock:
             return [
-                r for r in self.requests
+                r
+                for r in self.requests
                 if (method is None or r.method == method)
                 and (path_regex is None or re.search(path_regex, r.path))
             ]
@@ -191,10 +193,15 @@ class Simulator:
                     pass
                 return
             if f.malformed_json:
-                return self._send(handler, Response(200, "{not json", content_type="application/json"))
+                return self._send(
+                    handler, Response(200, "{not json", content_type="application/json")
+                )
             if f.status:
                 headers = {"Retry-After": f.retry_after} if f.retry_after else {}
-                return self._send(handler, Response(f.status, {"error": {"message": f"simulated {f.status}"}}, headers))
+                return self._send(
+                    handler,
+                    Response(f.status, {"error": {"message": f"simulated {f.status}"}}, headers),
+                )
         for method, pattern, route in self._routes:
             m = pattern.match(request.path)
             if m and method == request.method:

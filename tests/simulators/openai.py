@@ -22,8 +22,20 @@ SIZES = {
     "gpt-image-1": {"1024x1024", "1536x1024", "1024x1536", "auto"},
 }
 OPENAI_FIELDS = {
-    "prompt", "model", "n", "size", "quality", "response_format", "style", "background",
-    "output_format", "output_compression", "moderation", "user", "safety_identifier", "stream",
+    "prompt",
+    "model",
+    "n",
+    "size",
+    "quality",
+    "response_format",
+    "style",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "user",
+    "safety_identifier",
+    "stream",
     "partial_images",
 }
 
@@ -31,8 +43,9 @@ OPENAI_FIELDS = {
 class OpenAISimulator(Simulator):
     name = "openai"
 
-    def __init__(self, *, flavour: str = "openai", api_key: str = "sk-sim-key", url_ttl: float = 3600.0,
-                 **kw):
+    def __init__(
+        self, *, flavour: str = "openai", api_key: str = "sk-sim-key", url_ttl: float = 3600.0, **kw
+    ):
         self.flavour = flavour
         self.api_key = api_key
         self.url_ttl = url_ttl  # seconds an output URL is served; dall-e serves them an hour
@@ -56,12 +69,20 @@ class OpenAISimulator(Simulator):
             return True  # signed-URL style: the token in the path is the credential
         return request.header("authorization") == f"Bearer {self.api_key}"
 
-    def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-              type_: str = "invalid_request_error") -> Response:
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> Response:
         if self.flavour == "airefinery":
             return Response(status, {"error": message})
-        return Response(status, {"error": {"message": message, "type": type_, "param": param,
-                                           "code": code}})
+        return Response(
+            status, {"error": {"message": message, "type": type_, "param": param, "code": code}}
+        )
 
     def unauthorized(self, request: Request) -> Response:
         return self.error(401, "Incorrect API key provided.", code="invalid_api_key")
@@ -77,14 +98,18 @@ class OpenAISimulator(Simulator):
             allowed |= {"timeout", "extra_body"}
         unknown = sorted(set(body) - allowed)
         if unknown:
-            return self.error(400, f"Unrecognized request argument supplied: {unknown[0]}",
-                              param=unknown[0])
+            return self.error(
+                400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0]
+            )
         prompt, model = body.get("prompt"), body.get("model") or "dall-e-2"
         if not isinstance(prompt, str) or not prompt.strip():
             return self.error(400, "You must provide a prompt.", param="prompt")
         if "forbidden" in prompt.lower():
-            return self.error(400, "Your request was rejected as a result of our safety system.",
-                              code="content_policy_violation")
+            return self.error(
+                400,
+                "Your request was rejected as a result of our safety system.",
+                code="content_policy_violation",
+            )
         n = body.get("n", 1)
         if not isinstance(n, int) or not 1 <= n <= 10:
             return self.error(400, f"{n!r} is not a valid n (1–10).", param="n")
@@ -92,8 +117,9 @@ class OpenAISimulator(Simulator):
             return self.error(400, "dall-e-3 only supports n=1.", param="n")
         size = body.get("size") or "1024x1024"
         if model in SIZES and size not in SIZES[model]:
-            return self.error(400, f"{size!r} is not one of {sorted(SIZES[model])} - 'size'",
-                              param="size")
+            return self.error(
+                400, f"{size!r} is not one of {sorted(SIZES[model])} - 'size'", param="size"
+            )
         with self.lock:
             self.submissions += 1
         fmt = body.get("response_format") or ("url" if model.startswith("dall-e") else "b64_json")
@@ -104,19 +130,32 @@ class OpenAISimulator(Simulator):
         for i in range(n):
             png = png_bytes(min(width, 256), min(height, 256), colour=(40 + 30 * i, 120, 200))
             if fmt == "b64_json":
-                data.append({"b64_json": base64.b64encode(png).decode(), "url": None,
-                             "revised_prompt": None})
+                data.append(
+                    {
+                        "b64_json": base64.b64encode(png).decode(),
+                        "url": None,
+                        "revised_prompt": None,
+                    }
+                )
             else:
                 token = secrets.token_urlsafe(12)
                 with self.lock:
                     self.files[token] = (png, time.time() + self.url_ttl)
-                data.append({"url": f"{self.url}/files/{token}.png", "b64_json": None,
-                             "revised_prompt": prompt if model == "dall-e-3" else None})
+                data.append(
+                    {
+                        "url": f"{self.url}/files/{token}.png",
+                        "b64_json": None,
+                        "revised_prompt": prompt if model == "dall-e-3" else None,
+                    }
+                )
         reply = {"created": int(time.time()), "data": data}
         if self.flavour == "airefinery" or model.startswith("gpt-image"):
-            reply["usage"] = {"input_tokens": len(prompt.split()), "output_tokens": 4160 * n,
-                              "total_tokens": len(prompt.split()) + 4160 * n,
-                              "input_tokens_details": {"text_tokens": len(prompt.split())}}
+            reply["usage"] = {
+                "input_tokens": len(prompt.split()),
+                "output_tokens": 4160 * n,
+                "total_tokens": len(prompt.split()) + 4160 * n,
+                "input_tokens_details": {"text_tokens": len(prompt.split())},
+            }
         headers = {
             "x-request-id": f"req_{secrets.token_hex(8)}",
             "x-ratelimit-limit-requests": "500",
@@ -129,13 +168,17 @@ class OpenAISimulator(Simulator):
         with self.lock:
             entry = self.files.get(request.match["token"])
         if entry is None:
-            return Response(404, "<Error><Code>BlobNotFound</Code></Error>",
-                            content_type="application/xml")
+            return Response(
+                404, "<Error><Code>BlobNotFound</Code></Error>", content_type="application/xml"
+            )
         data, expires = entry
         if time.time() > expires:
-            return Response(403, "<Error><Code>AuthenticationFailed</Code>"
-                                 "<Message>Signed expiry time has passed</Message></Error>",
-                            content_type="application/xml")
+            return Response(
+                403,
+                "<Error><Code>AuthenticationFailed</Code>"
+                "<Message>Signed expiry time has passed</Message></Error>",
+                content_type="application/xml",
+            )
         return Response(200, data, content_type="image/png")
 
     def expire_urls(self) -> None:

@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -28,17 +28,25 @@ VERSION = re.compile(r"^[0-9a-f]{64}$")
 
 
 def iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
 
 
 class ReplicateSimulator(Simulator):
     name = "replicate"
 
-    def __init__(self, *, token: str = "r8_sim_token", duration: float = 0.0, start_after: float = 0.0,
-                 models: tuple[str, ...] = ("black-forest-labs/flux-schnell",), output_ttl: float = 3600.0,
-                 send_webhooks: bool = True, **kw):
+    def __init__(
+        self,
+        *,
+        token: str = "r8_sim_token",
+        duration: float = 0.0,
+        start_after: float = 0.0,
+        models: tuple[str, ...] = ("black-forest-labs/flux-schnell",),
+        output_ttl: float = 3600.0,
+        send_webhooks: bool = True,
+        **kw,
+    ):
         self.token = token
-        self.duration = duration          # seconds from creation to a terminal status
+        self.duration = duration  # seconds from creation to a terminal status
         self.start_after = min(start_after, duration)
         self.models = set(models)
         self.output_ttl = output_ttl
@@ -57,8 +65,13 @@ class ReplicateSimulator(Simulator):
             ("GET", r"/v1/predictions/(?P<id>[a-z0-9]+)", self.get),
             ("POST", r"/v1/predictions/(?P<id>[a-z0-9]+)/cancel", self.cancel),
             ("GET", r"/v1/webhooks/default/secret", lambda r: Response(200, {"key": self.secret})),
-            ("GET", r"/v1/account", lambda r: Response(200, {"type": "user", "username": "sim",
-                                                             "name": "Replicate simulator"})),
+            (
+                "GET",
+                r"/v1/account",
+                lambda r: Response(
+                    200, {"type": "user", "username": "sim", "name": "Replicate simulator"}
+                ),
+            ),
             ("GET", r"/delivery/(?P<token>[A-Za-z0-9_-]+)\.png", self.file),
         ]
 
@@ -68,8 +81,11 @@ class ReplicateSimulator(Simulator):
         return request.header("authorization") in (f"Bearer {self.token}", f"Token {self.token}")
 
     def problem(self, status: int, title: str, detail: str, **extra) -> Response:
-        return Response(status, {"type": "about:blank", "title": title, "status": status,
-                                 "detail": detail, **extra}, content_type="application/problem+json")
+        return Response(
+            status,
+            {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
+            content_type="application/problem+json",
+        )
 
     def unauthorized(self, request: Request) -> Response:
         return self.problem(401, "Unauthenticated", "You did not pass a valid authentication token")
@@ -82,10 +98,19 @@ class ReplicateSimulator(Simulator):
             return self.problem(400, "Bad request", "The request body is not valid JSON.")
         unknown = sorted(set(body) - CREATE_FIELDS)
         if unknown:
-            return self.problem(422, "Input validation failed", "Unexpected fields.",
-                                invalid_fields=[{"type": "additional_property_not_allowed",
-                                                 "field": f, "description": "Additional property "
-                                                 f"{f} is not allowed"} for f in unknown])
+            return self.problem(
+                422,
+                "Input validation failed",
+                "Unexpected fields.",
+                invalid_fields=[
+                    {
+                        "type": "additional_property_not_allowed",
+                        "field": f,
+                        "description": f"Additional property {f} is not allowed",
+                    }
+                    for f in unknown
+                ],
+            )
         if request.match.get("owner"):
             model = f"{request.match['owner']}/{request.match['model']}"
             if model not in self.models:
@@ -98,19 +123,40 @@ class ReplicateSimulator(Simulator):
             model = "sim/versioned-model"
         inputs = body.get("input")
         if not isinstance(inputs, dict) or not isinstance(inputs.get("prompt"), str):
-            return self.problem(422, "Input validation failed", "input.prompt is required.",
-                                invalid_fields=[{"type": "required", "field": "input.prompt",
-                                                 "description": "prompt is required"}])
+            return self.problem(
+                422,
+                "Input validation failed",
+                "input.prompt is required.",
+                invalid_fields=[
+                    {
+                        "type": "required",
+                        "field": "input.prompt",
+                        "description": "prompt is required",
+                    }
+                ],
+            )
         now = time.time()
         pid = secrets.token_hex(13)
         base = f"{self.url}/v1/predictions/{pid}"
         prediction = {
-            "id": pid, "model": model, "version": version, "input": inputs, "logs": "",
-            "output": None, "error": None, "status": "starting", "created_at": iso(now),
-            "started_at": None, "completed_at": None, "data_removed": False,
-            "urls": {"get": base, "cancel": f"{base}/cancel"}, "metrics": {},
-            "_created": now, "_webhook": body.get("webhook"),
-            "_filter": body.get("webhook_events_filter") or ["start", "output", "logs", "completed"],
+            "id": pid,
+            "model": model,
+            "version": version,
+            "input": inputs,
+            "logs": "",
+            "output": None,
+            "error": None,
+            "status": "starting",
+            "created_at": iso(now),
+            "started_at": None,
+            "completed_at": None,
+            "data_removed": False,
+            "urls": {"get": base, "cancel": f"{base}/cancel"},
+            "metrics": {},
+            "_created": now,
+            "_webhook": body.get("webhook"),
+            "_filter": body.get("webhook_events_filter")
+            or ["start", "output", "logs", "completed"],
             "_canceled": False,
         }
         with self.lock:
@@ -122,7 +168,11 @@ class ReplicateSimulator(Simulator):
         wait = self._prefer_wait(request.header("prefer"))
         if wait:
             deadline = now + wait
-            while time.time() < deadline and self._advance(pid)["status"] not in ("succeeded", "failed", "canceled"):
+            while time.time() < deadline and self._advance(pid)["status"] not in (
+                "succeeded",
+                "failed",
+                "canceled",
+            ):
                 time.sleep(0.02)
             with self.lock:
                 return Response(201, self._public(self._advance(pid)))
@@ -150,7 +200,9 @@ class ReplicateSimulator(Simulator):
                 else:
                     p["status"] = "succeeded"
                     n = int(p["input"].get("num_outputs") or 1)
-                    p["output"] = [self._store(png_bytes(64, 64, (90, 30 * i, 160))) for i in range(n)]
+                    p["output"] = [
+                        self._store(png_bytes(64, 64, (90, 30 * i, 160))) for i in range(n)
+                    ]
                     p["metrics"] = {"predict_time": round(self.duration, 3)}
                 p["logs"] = "100%|██████████| 4/4"
             elif elapsed >= self.start_after:
@@ -191,8 +243,9 @@ class ReplicateSimulator(Simulator):
 
     # --- webhooks ----------------------------------------------------------------------
 
-    def signed_headers(self, body: bytes, *, webhook_id: str | None = None,
-                       timestamp: int | None = None) -> dict[str, str]:
+    def signed_headers(
+        self, body: bytes, *, webhook_id: str | None = None, timestamp: int | None = None
+    ) -> dict[str, str]:
         """Headers exactly as Replicate signs them; tests use this to forge or replay."""
         webhook_id = webhook_id or f"msg_{secrets.token_hex(12)}"
         ts = str(int(time.time()) if timestamp is None else timestamp)
@@ -201,9 +254,12 @@ class ReplicateSimulator(Simulator):
         import hmac
 
         digest = hmac.new(key, f"{webhook_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-        return {"webhook-id": webhook_id, "webhook-timestamp": ts,
-                "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
-                "content-type": "application/json"}
+        return {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": ts,
+            "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
+            "content-type": "application/json",
+        }
 
     def _webhook_loop(self, pid: str) -> None:
         sent_start = False
@@ -224,8 +280,13 @@ class ReplicateSimulator(Simulator):
         record = {"event": event, "id": p["id"], "url": p["_webhook"]}
         for attempt in range(3):  # retried on network problems, never on a 4xx
             try:
-                r = httpx.post(p["_webhook"], content=body, headers=self.signed_headers(body),
-                               timeout=5.0, follow_redirects=False)
+                r = httpx.post(
+                    p["_webhook"],
+                    content=body,
+                    headers=self.signed_headers(body),
+                    timeout=5.0,
+                    follow_redirects=False,
+                )
                 record["status"] = r.status_code
                 if r.status_code < 500:
                     break
