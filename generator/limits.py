@@ -245,21 +245,35 @@ def refund(gen: Generation, reason: str = "") -> UsageEntry | None:
         return None  # a concurrent refund won
 
 
-def provider_remaining(user, model: AIModel) -> int | None:
-    """What the provider says is left, where its adapter can tell (e.g. Meteron). Best effort."""
-    from generator.providers import get_provider
+PROVIDER_REMAINING_TTL = 60  # seconds; the prompt page must not ask the provider every time
 
-    try:
-        provider = get_provider(model.provider)
-    except Exception:
+
+def provider_remaining(user, model: AIModel) -> int | None:
+    """What the provider says is left today, where its adapter can tell (Meteron's
+    `remaining(tag, remote_id)`). Best effort, cached briefly; None when unknown."""
+    from django.core.cache import cache
+
+    from generator.actions import tag_for
+    from generator.providers import get_provider_class
+
+    cls = get_provider_class(model.provider)
+    if cls is None or not callable(getattr(cls, "remaining", None)):
         return None
-    remaining = getattr(provider, "remaining", None)
-    if not callable(remaining):
-        return None
+    tag = tag_for(user, model)
+    key = f"provider-remaining:{model.provider}:{model.remote_id}:{tag}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached[0]
     try:
-        value = remaining(user, model)
+        value = cls().remaining(tag, model.remote_id)
     except Exception:
-        return None  # the page must not break because a provider did not answer
+        value = None  # the page must not break because a provider did not answer
+    value = _remaining_today(value)
+    cache.set(key, (value,), PROVIDER_REMAINING_TTL)
+    return value
+
+
+def _remaining_today(value) -> int | None:
     if isinstance(value, dict):
         for key in ("remaining", "left", "generations"):
             if isinstance(value.get(key), int):

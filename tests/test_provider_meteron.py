@@ -212,6 +212,16 @@ def test_remaining_reports_the_provider_figures_or_none(sim, owner, sync_model):
     assert request.query == {"user": owner.public_id, "model": "stable-diffusion"}
 
 
+def test_the_prompt_page_shows_what_meteron_says_is_left(sim, owner_client, owner, sync_model):
+    sim.daily_limit, sim.monthly_limit = 7, 70
+    page = owner_client.get("/").content.decode()
+    assert "7 left at" in page
+    (request,) = sim.received("GET", r"^/api/remaining/generations$")
+    assert request.query == {"user": owner.public_id, "model": "stable-diffusion"}
+    owner_client.get("/")
+    assert len(sim.received("GET", r"^/api/remaining/generations$")) == 1  # cached, not re-asked
+
+
 def test_a_plain_429_is_a_retryable_rate_limit_with_retry_after(
     sim, sync_model, owner, make_generation
 ):

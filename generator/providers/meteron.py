@@ -211,6 +211,7 @@ class MeteronProvider(HttpProvider):
                 "GET",
                 "/api/remaining/generations",
                 params={"user": user_tag, "model": model_remote_id},
+                timeout=5.0,  # shown on the prompt page: never hold the page for long
             )
             body = self.json(response)
         except ProviderError as exc:
