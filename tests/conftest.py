@@ -140,6 +140,56 @@ def make_generation(local_model):
     return make
 
 
+# --- The prompt form and scheduled checks ---------------------------------------------------
+
+FORM_DEFAULTS = {
+    "prompt": "a lighthouse at dusk",
+    "num_images": "1",
+    "seed": "",
+    "negative_prompt": "",
+    "idempotency_key": "",
+}
+
+
+@pytest.fixture
+def post_prompt(owner_client, django_capture_on_commit_callbacks):
+    """Submit the prompt form as the owner's browser would; the dispatch runs on commit."""
+
+    def submit(**fields):
+        with django_capture_on_commit_callbacks(execute=True):
+            return owner_client.post("/", {**FORM_DEFAULTS, **fields})
+
+    return submit
+
+
+@pytest.fixture
+def scheduled_checks(monkeypatch):
+    """Eager Celery ignores countdowns, so scheduled checks are collected here and driven by
+    the test with `drive_checks`."""
+    from generator import tasks
+
+    calls: list[tuple[int, float, int]] = []
+    monkeypatch.setattr(
+        tasks,
+        "_schedule_check",
+        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)),
+    )
+    return calls
+
+
+def drive_checks(calls, timeout: float = 10.0, max_sleep: float = 0.2) -> None:
+    """Run the collected checks in order (each may schedule the next) until none is left."""
+    import time
+
+    from generator import tasks
+
+    end = time.monotonic() + timeout
+    while calls and time.monotonic() < end:
+        pk, countdown, step = calls.pop(0)
+        time.sleep(min(countdown, max_sleep))
+        tasks.check_generation(pk, step)
+
+
 # --- Real processes: a Celery worker, headless Chromium ------------------------------------
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 
 import pytest
 from django.urls import reverse
 
-from generator import tasks
 from generator.models import AIModel, Generation
 from generator.providers import get_provider
 from generator.providers.base import Done, LimitReached, Pending, ProviderError
+from tests.conftest import drive_checks
 from tests.simulators.meteron import API_KEY, MeteronSimulator
 
 pytestmark = pytest.mark.django_db
@@ -50,46 +51,17 @@ def async_model(db):
 
 
 @pytest.fixture
-def post(owner_client, django_capture_on_commit_callbacks):
-    """Submit the prompt form as a browser would; the dispatch runs when the request commits."""
-
-    def submit(**overrides):
-        data = {
-            "model": "meteron-sd",
-            "prompt": "a lighthouse at dusk",
-            "size": "512x512",
-            "num_images": "1",
-            "seed": "",
-            "negative_prompt": "",
-            "idempotency_key": "",
-        }
-        data.update(overrides)
-        with django_capture_on_commit_callbacks(execute=True):
-            return owner_client.post("/", data)
-
-    return submit
+def post(post_prompt):
+    return functools.partial(post_prompt, model="meteron-sd", size="512x512")
 
 
 @pytest.fixture
-def scheduled(monkeypatch):
-    """Eager Celery ignores countdowns, so checks are collected here and driven by the test."""
-    calls: list[tuple[int, float, int]] = []
-    monkeypatch.setattr(
-        tasks,
-        "_schedule_check",
-        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)),
-    )
-    return calls
+def scheduled(scheduled_checks):
+    return scheduled_checks
 
 
 def drive(calls, timeout=10.0):
-    import time
-
-    end = time.monotonic() + timeout
-    while calls and time.monotonic() < end:
-        pk, countdown, step = calls.pop(0)
-        time.sleep(min(countdown, 0.2))
-        tasks.check_generation(pk, step)
+    drive_checks(calls, timeout)
 
 
 def test_a_form_generation_completes_lands_in_the_gallery_and_carries_the_user_tag(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from django.urls import reverse
 from generator import actions, tasks
 from generator.models import AIModel, Generation
 from generator.providers import get_provider
-from tests.conftest import require, uses_postgres
+from tests.conftest import drive_checks, require, uses_postgres
 from tests.procs import Worker, redis_available
 from tests.simulators.scenario import API_KEY, API_SECRET, ScenarioSimulator
 
@@ -46,42 +47,19 @@ def model(db):
 
 
 @pytest.fixture
-def post(owner_client, django_capture_on_commit_callbacks):
-    def submit(**overrides):
-        data = {
-            "model": "scenario-flux",
-            "prompt": "a castle in the clouds",
-            "aspect_ratio": "16:9",
-            "num_images": "1",
-            "seed": "",
-            "negative_prompt": "",
-            "idempotency_key": "",
-        }
-        data.update(overrides)
-        with django_capture_on_commit_callbacks(execute=True):
-            return owner_client.post("/", data)
-
-    return submit
+def post(post_prompt):
+    return functools.partial(
+        post_prompt, model="scenario-flux", prompt="a castle in the clouds", aspect_ratio="16:9"
+    )
 
 
 @pytest.fixture
-def scheduled(monkeypatch):
-    """Eager Celery ignores countdowns, so checks are collected here and driven by the test."""
-    calls: list[tuple[int, float, int]] = []
-    monkeypatch.setattr(
-        tasks,
-        "_schedule_check",
-        lambda gen, countdown, step=0: calls.append((gen.pk, countdown, step)),
-    )
-    return calls
+def scheduled(scheduled_checks):
+    return scheduled_checks
 
 
 def drive(calls, timeout=10.0):
-    end = time.monotonic() + timeout
-    while calls and time.monotonic() < end:
-        pk, countdown, step = calls.pop(0)
-        time.sleep(min(countdown, 0.15))
-        tasks.check_generation(pk, step)
+    drive_checks(calls, timeout, max_sleep=0.15)
 
 
 def test_a_form_generation_completes_lands_in_the_gallery_and_keeps_the_tag(

@@ -14,7 +14,16 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import register
-from .base import Done, Failed, HttpProvider, ImageOutput, Pending, ProviderError, provider_setting
+from .base import (
+    Done,
+    Failed,
+    HttpProvider,
+    ImageOutput,
+    Pending,
+    ProviderError,
+    provider_setting,
+    with_field_errors,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -94,19 +103,7 @@ class ArtificialStudioProvider(HttpProvider):
         except ValueError:
             return super().error_message(response)
         if isinstance(body, dict) and body.get("message"):
-            message = str(body["message"])
-            errors = body.get("errors")
-            if isinstance(errors, list) and errors:
-                message += (
-                    " ("
-                    + "; ".join(
-                        f"{e.get('field')}: {e.get('message')}"
-                        for e in errors
-                        if isinstance(e, dict)
-                    )
-                    + ")"
-                )
-            return message
+            return with_field_errors(str(body["message"]), body.get("errors"), "field", "message")
         return super().error_message(response)
 
     def raise_for_response(self, response) -> None:

@@ -232,6 +232,16 @@ class HttpProvider(Provider):
         return host_is_private(httpx.URL(self.base_url).host)
 
 
+def with_field_errors(message: str, items, field_key: str, text_key: str) -> str:
+    """'Validation failed (prompt: Required; n: too big)' from a provider's list of field errors."""
+    if not isinstance(items, list):
+        return message
+    details = [
+        f"{item.get(field_key)}: {item.get(text_key)}" for item in items if isinstance(item, dict)
+    ]
+    return f"{message} ({'; '.join(details)})" if details else message
+
+
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import cache
 
 from . import register
-from .base import Done, Failed, HttpProvider, ImageOutput, Pending, ProviderError, provider_setting
+from .base import (
+    Done,
+    Failed,
+    HttpProvider,
+    ImageOutput,
+    Pending,
+    ProviderError,
+    provider_setting,
+    with_field_errors,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -162,19 +171,9 @@ class ReplicateProvider(HttpProvider):
         except ValueError:
             return super().error_message(response)
         if isinstance(body, dict) and body.get("detail"):
-            message = str(body["detail"])
-            fields = body.get("invalid_fields")
-            if isinstance(fields, list) and fields:
-                message += (
-                    " ("
-                    + "; ".join(
-                        f"{f.get('field')}: {f.get('description')}"
-                        for f in fields
-                        if isinstance(f, dict)
-                    )
-                    + ")"
-                )
-            return message
+            return with_field_errors(
+                str(body["detail"]), body.get("invalid_fields"), "field", "description"
+            )
         return super().error_message(response)
 
     def check_connection(self) -> str:
