@@ -233,8 +233,7 @@ def test_a_misbehaving_provider_ends_in_failed_with_a_reason_after_bounded_retri
     settings.EASEL_MAX_TRANSIENT_RETRIES = 2
     with CountingSimulator() as sim:
         monkeypatch.setenv(URL_ENV, sim.url)
-        for key, value in faults.items():
-            setattr(sim.faults, key, value)
+        sim.faults.set(**faults)
         for key, value in sim_attrs.items():
             setattr(sim, key, value)
         with django_capture_on_commit_callbacks(execute=True):

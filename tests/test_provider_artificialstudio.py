@@ -198,8 +198,7 @@ def test_the_connection_check_reports_credits(configured, sim):
 def test_a_transient_fault_ends_completed_after_retries(
     owner, configured, sim, make_generation, fault, where
 ):
-    for key, value in fault.items():
-        setattr(sim.faults, key, value)
+    sim.faults.set(**fault)
     sim.faults.only = r"^/api/run$" if where == "submit" else r"^/api/generations/"
     gen = queued(make_generation, owner)
     run_generation(gen.pk)

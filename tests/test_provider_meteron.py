@@ -220,8 +220,7 @@ def test_transient_faults_are_retried_until_the_generation_completes(
     sim, settings, post, owner_client, sync_model, faults
 ):
     settings.EASEL_PROVIDER_TIMEOUT = 0.5
-    for key, value in faults.items():
-        setattr(sim.faults, key, value)
+    sim.faults.set(**faults)
     post()
     gen = Generation.objects.get()
     assert gen.status == Generation.Status.COMPLETED, gen.error

@@ -227,8 +227,7 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
 def test_a_transient_fault_is_retried_until_completed(
     owner, configured, sim, make_generation, fault
 ):
-    for key, value in fault.items():
-        setattr(sim.faults, key, value)
+    sim.faults.set(**fault)
     sim.faults.only = r"/v1/images/generations"
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)

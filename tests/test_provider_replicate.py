@@ -234,8 +234,7 @@ def test_the_connection_check_names_the_account(configured, sim):
 def test_a_transient_fault_ends_completed_after_retries(
     owner, configured, sim, make_generation, fault, where
 ):
-    for key, value in fault.items():
-        setattr(sim.faults, key, value)
+    sim.faults.set(**fault)
     sim.faults.only = r"^/v1/predictions$" if where == "submit" else r"^/v1/predictions/"
     gen = queued(make_generation, owner)
     run_generation(gen.pk)

@@ -177,8 +177,7 @@ def test_an_unknown_model_is_a_final_404(sim, post, model):
 )
 def test_transient_submit_faults_are_retried_until_completed(sim, settings, post, model, faults):
     settings.EASEL_PROVIDER_TIMEOUT = 0.5
-    for key, value in faults.items():
-        setattr(sim.faults, key, value)
+    sim.faults.set(**faults)
     post()
     gen = Generation.objects.get()
     assert gen.status == Generation.Status.COMPLETED, gen.error
@@ -197,8 +196,7 @@ def test_transient_submit_faults_are_retried_until_completed(sim, settings, post
     ids=["5xx-poll", "malformed-poll", "reset-asset", "429-poll"],
 )
 def test_transient_poll_faults_are_retried_until_completed(sim, post, model, scheduled, faults):
-    for key, value in faults.items():
-        setattr(sim.faults, key, value)
+    sim.faults.set(**faults)
     post()
     drive(scheduled)
     gen = Generation.objects.get()

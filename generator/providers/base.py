@@ -100,6 +100,26 @@ def parse_size(value: str) -> tuple[int, int]:
     return width, height
 
 
+def generation_inputs(gen: Generation) -> dict[str, Any]:
+    """What a generation asks for, in neutral names; adapters rename to their API's fields.
+
+    prompt, negative_prompt (if any), seed (if any), width/height (from a size), aspect_ratio
+    (if any), num_images.
+    """
+    fields: dict[str, Any] = {"prompt": gen.prompt}
+    if gen.negative_prompt:
+        fields["negative_prompt"] = gen.negative_prompt
+    if gen.seed is not None:
+        fields["seed"] = gen.seed
+    options = gen.options or {}
+    if options.get("size"):
+        fields["width"], fields["height"] = parse_size(options["size"])
+    if options.get("aspect_ratio"):
+        fields["aspect_ratio"] = options["aspect_ratio"]
+    fields["num_images"] = gen.num_images
+    return fields
+
+
 def provider_setting(provider: str, key: str, default: str = "") -> str:
     """The one place credentials are read from (settings, filled from the environment)."""
     return settings.EASEL_PROVIDERS.get(provider, {}).get(key) or default

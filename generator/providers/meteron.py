@@ -35,7 +35,7 @@ from .base import (
     LimitReached,
     Pending,
     ProviderError,
-    parse_size,
+    generation_inputs,
 )
 
 if TYPE_CHECKING:
@@ -52,18 +52,10 @@ def build_body(gen: Generation) -> dict[str, Any]:
     """The JSON forwarded to the model server: the model's template plus this generation."""
     params = gen.model.params or {}
     body: dict[str, Any] = copy.deepcopy(params.get("body") or {})
-    fields: dict[str, Any] = {"prompt": gen.prompt}
-    if gen.negative_prompt:
-        fields["negative_prompt"] = gen.negative_prompt
-    if gen.seed is not None:
-        fields["seed"] = gen.seed
-    options = gen.options or {}
-    if options.get("size"):
-        fields["width"], fields["height"] = parse_size(options["size"])
-    if options.get("aspect_ratio"):
-        fields["aspect_ratio"] = options["aspect_ratio"]
-    if gen.num_images > 1:
-        fields["num_outputs"] = gen.num_images
+    fields = generation_inputs(gen)
+    num_images = fields.pop("num_images")
+    if num_images > 1:
+        fields["num_outputs"] = num_images
     key = params.get("body_key")
     if key:
         nested = body.get(key) if isinstance(body.get(key), dict) else {}

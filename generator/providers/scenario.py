@@ -29,7 +29,7 @@ from .base import (
     ImageOutput,
     Pending,
     ProviderError,
-    parse_size,
+    generation_inputs,
     provider_setting,
 )
 
@@ -40,19 +40,17 @@ RUNNING_STATUSES = {"pending", "queued", "warming-up", "in-progress", "finalizin
 FAILED_STATUSES = {"failure", "failed"}  # "failed" appears in guides; the enum says "failure"
 
 
+# Scenario's field names for Easel's neutral ones (generation_inputs).
+SCENARIO_NAMES = {
+    "negative_prompt": "negativePrompt",
+    "aspect_ratio": "aspectRatio",
+    "num_images": "numImages",
+}
+
+
 def build_body(gen: Generation) -> dict[str, Any]:
     body: dict[str, Any] = copy.deepcopy((gen.model.params or {}).get("body") or {})
-    body["prompt"] = gen.prompt
-    if gen.negative_prompt:
-        body["negativePrompt"] = gen.negative_prompt
-    if gen.seed is not None:
-        body["seed"] = gen.seed
-    options = gen.options or {}
-    if options.get("size"):
-        body["width"], body["height"] = parse_size(options["size"])
-    if options.get("aspect_ratio"):
-        body["aspectRatio"] = options["aspect_ratio"]
-    body["numImages"] = gen.num_images
+    body.update((SCENARIO_NAMES.get(k, k), v) for k, v in generation_inputs(gen).items())
     return body
 
 

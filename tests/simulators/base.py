@@ -75,6 +75,13 @@ class Faults:
     times: int | None = None  # how many requests the fault applies to
     only: str | None = None  # regex: apply only to paths matching it
 
+    def set(self, **switches) -> None:
+        """Flip several switches at once, e.g. `sim.faults.set(status=503, times=1)`."""
+        for name, value in switches.items():
+            if not hasattr(self, name):
+                raise AttributeError(f"no fault switch {name!r}")
+            setattr(self, name, value)
+
     def applies(self, path: str) -> bool:
         if self.only and not re.search(self.only, path):
             return False
