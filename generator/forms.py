@@ -23,8 +23,27 @@ def fill_template(template: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+class ModelField(forms.ModelChoiceField):
+    """A model picker that resolves the posted slug from the models the form already loaded,
+    instead of a query of its own (`enabled` is set per form; None falls back to a query)."""
+
+    enabled: dict[str, AIModel] | None = None
+
+    def to_python(self, value):
+        if self.enabled is None or value in self.empty_values:
+            return super().to_python(value)
+        model = self.enabled.get(str(getattr(value, "slug", value)))
+        if model is None:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": value},
+            )
+        return model
+
+
 class GenerationForm(forms.Form):
-    model = forms.ModelChoiceField(
+    model = ModelField(
         queryset=AIModel.objects.enabled(),
         to_field_name="slug",
         empty_label=None,
@@ -70,7 +89,9 @@ class GenerationForm(forms.Form):
         # One select per template placeholder of any enabled model (`tpl_theme`, `tpl_room`);
         # the script shows the ones the chosen model uses, and clean() checks them per model.
         self.template_fields: list[str] = []
-        for m in AIModel.objects.enabled().exclude(prompt_template=""):
+        enabled = list(AIModel.objects.enabled())  # the one models query of a submission
+        self.fields["model"].enabled = {m.slug: m for m in enabled}
+        for m in enabled:
             for name in template_names(m.prompt_template):
                 key = f"tpl_{name}"
                 values = [str(v) for v in (m.template_choices or {}).get(name, [])]
