@@ -22,19 +22,27 @@ def tag_for(user, model: AIModel) -> str:
     return user.public_id
 
 
-def dispatch(gen: Generation) -> bool:
+def dispatch(gen: Generation, *, stamped: bool = False) -> bool:
     """Send the generation to the queue. A broker that is down is not an error for the user:
-    the row stays `queued` and the reaper dispatches it when the broker is back."""
+    the row stays `queued` and the reaper dispatches it when the broker is back.
+
+    `stamped`: the row was saved with dispatched_at/dispatches already set (a new submission,
+    sent right after its commit), so only a failed send writes, to put them back."""
     from generator.tasks import run_generation
 
     try:
         run_generation.apply_async((gen.pk,), priority=gen.priority)
     except Exception as exc:  # kombu raises several types when the broker is unreachable
         logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc)
+        if stamped:
+            Generation.objects.filter(pk=gen.pk, dispatches=gen.dispatches).update(
+                dispatched_at=None, dispatches=gen.dispatches - 1
+            )
         return False
-    Generation.objects.filter(pk=gen.pk).update(
-        dispatched_at=timezone.now(), dispatches=gen.dispatches + 1
-    )
+    if not stamped:
+        Generation.objects.filter(pk=gen.pk).update(
+            dispatched_at=timezone.now(), dispatches=gen.dispatches + 1
+        )
     return True
 
 
@@ -52,10 +60,7 @@ def submit(
     seed = data.get("seed")
     if seed is None and model.supports_seed:
         seed = secrets.randbelow(2**32)  # recorded, so the image can be made again
-    if key:
-        existing = Generation.objects.filter(user=user, idempotency_key=key).first()
-        if existing:
-            return existing, False
+    now = timezone.now()
     gen = Generation(
         user=user,
         model=model,
@@ -69,27 +74,45 @@ def submit(
         tag_sent=tag_for(user, model),
         priority=user.celery_priority,
         parent=parent,
+        created_at=now,
+        # Sent right after the commit: stamped now instead of a second write after the send
+        # (a failed send puts these back; a send lost in between is re-sent by the reaper).
+        dispatched_at=now,
+        dispatches=1,
     )
     if data.get("input_image"):
-        # Saved to storage by the FileField when the row is saved.
+        # Saved to storage when the row is saved: a double-click must not store a second copy.
+        existing = _existing(user, key)
+        if existing:
+            return existing, False
         gen.input_image = data["input_image"]
     try:
         with transaction.atomic():
-            # Locks the user's row: concurrent submissions are checked and charged one by one.
+            # Where a limit applies this locks the user's row, so concurrent submissions are
+            # checked and charged one by one.
             limits.check_and_charge(user, model, gen.num_images, enforce=enforce_limits)
-            if key:
-                existing = Generation.objects.filter(user=user, idempotency_key=key).first()
-                if existing:
-                    return existing, False
+            # A repeated key (a double-click) fails the unique constraint: no look-up first.
             gen.save()
             limits.charge(gen)
-            transaction.on_commit(lambda: dispatch(gen))
+            transaction.on_commit(lambda: dispatch(gen, stamped=True))
+    except limits.LimitExceeded:
+        # The first click may have used the last image: the second still gets its generation.
+        existing = _existing(user, key)
+        if existing:
+            return existing, False
+        raise
     except IntegrityError:
-        existing = Generation.objects.filter(user=user, idempotency_key=key).first()
+        existing = _existing(user, key)
         if existing:
             return existing, False
         raise
     return gen, True
+
+
+def _existing(user, key: str) -> Generation | None:
+    if not key:
+        return None
+    return Generation.objects.filter(user=user, idempotency_key=key).first()
 
 
 def lease_seconds() -> int:
