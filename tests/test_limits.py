@@ -131,6 +131,35 @@ def test_a_refund_gives_back_the_day_it_was_charged(owner, local_model):
     assert limits.allowance(owner, local_model).used_today == 0
 
 
+def test_a_double_click_on_the_last_image_gets_the_first_generation(owner, local_model):
+    local_model.daily_image_limit = 1
+    local_model.save()
+    first, created = submit(owner, local_model, idempotency_key="key-last-image-1")
+    again, created_again = submit(owner, local_model, idempotency_key="key-last-image-1")
+    assert created and not created_again and again.pk == first.pk
+    assert UsageEntry.objects.filter(user=owner).count() == 1
+    with pytest.raises(limits.LimitExceeded):
+        submit(owner, local_model, idempotency_key="key-last-image-2")
+
+
+def test_only_a_submission_with_a_limit_locks_the_user_and_reads_the_ledger(owner, local_model):
+    from django.test.utils import CaptureQueriesContext
+
+    def statements() -> str:
+        with CaptureQueriesContext(connection) as ctx:
+            submit(owner, local_model)
+        return " ".join(q["sql"] for q in ctx.captured_queries)
+
+    unlimited = statements()
+    assert "FOR UPDATE" not in unlimited and 'FROM "generator_usageentry"' not in unlimited
+    local_model.monthly_image_limit = 50
+    local_model.save()
+    limited = statements()
+    assert "FOR UPDATE" in limited and 'FROM "generator_usageentry"' in limited
+    # The sum reads this month's rows only, whatever the user's history.
+    assert '"generator_usageentry"."charged_at" >=' in limited
+
+
 def test_limit_reached_at_the_provider_fails_refunds_and_says_so(owner, local_model, monkeypatch):
     from generator.providers.local import LocalProvider
 
