@@ -807,11 +807,14 @@ class Bench:
             self.prepare_env()
             self.data()
             self.sessions()
-            self.explain()
-            self.web()
-            self.celery_baseline()
-            self.pipeline()
-            self.async_jobs()
+            if "web" in self.args.only:
+                self.explain()
+                self.web()
+            if "celery" in self.args.only:
+                self.celery_baseline()
+                self.pipeline()
+            if "async" in self.args.only:
+                self.async_jobs()
             self.cleanup_rows()
         finally:
             for proc in reversed(self.procs):
@@ -851,6 +854,12 @@ def main(argv: list[str] | None = None) -> int:
         help="append the table here ('' = do not)",
     )
     p.add_argument("--json", default="", help="also write the rows as JSON here")
+    p.add_argument(
+        "--only",
+        default="web,celery,async",
+        type=lambda v: set(v.split(",")),
+        help="comma-separated steps to run: web, celery (baseline + pipeline), async",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.users, args.generations, args.heavy, args.deep = 4, 300, 200, 100

@@ -179,6 +179,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes the database connection before and after every task unless
+# this is set: a new PostgreSQL connection per task cost more than the task itself. The
+# connection is kept instead, and config.celery drops it after a task if it is broken or older
+# than CONN_MAX_AGE (SQLite: after every task, as CONN_MAX_AGE is 0 there).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 10_000)
+# No task has a rate limit; without this the worker checks for one on every message.
+CELERY_WORKER_DISABLE_RATE_LIMITS = True
 CELERY_TASK_DEFAULT_PRIORITY = 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing while the broker is down must fail fast: the generation stays `queued` and the
