@@ -7,7 +7,9 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.utils import timezone as djtz
+from django.utils.functional import cached_property
 
 from generator.models import AIModel, Generation
 
@@ -33,14 +35,27 @@ def read_cursor(value: str) -> tuple[str, datetime, int]:
     return sort, created, int(pk)
 
 
+DIRECTORY_KEY = "gallery:model-directory:v1"
+
+
+def model_directory() -> dict[str, AIModel]:
+    """Every model by slug, disabled ones too (their generations stay in the gallery), from
+    the cache: emptied whenever a model is saved or deleted (gallery.apps), kept 5 min at most."""
+    found = cache.get(DIRECTORY_KEY)
+    if found is None:
+        found = {m.slug: m for m in AIModel.objects.only("id", "slug", "name")}
+        cache.set(DIRECTORY_KEY, found, 300)
+    return found
+
+
+def forget_model_directory(**kwargs) -> None:
+    cache.delete(DIRECTORY_KEY)
+
+
 class GalleryFilterForm(forms.Form):
-    model = forms.ModelChoiceField(
-        queryset=AIModel.objects.all(),
-        to_field_name="slug",
-        required=False,
-        empty_label="All models",
-        error_messages={"invalid_choice": "There is no model %(value)s."},
-    )
+    # A plain field: the models are read once per request (`models`), for the choices the
+    # page shows and for the look-up of the chosen one alike.
+    model = forms.CharField(required=False, max_length=100)
     status = forms.ChoiceField(
         choices=[("", "Any status"), *Generation.Status.choices],
         required=False,
@@ -89,6 +104,31 @@ class GalleryFilterForm(forms.Form):
         order = ["model", "status", "q", "from", "to", "sort", "starred", "page_size", "cursor"]
         self.order_fields(order)
 
+    @cached_property
+    def models(self) -> dict[str, AIModel]:
+        return model_directory()
+
+    def shown(self) -> dict[str, str]:
+        """The filters as the URL has them ("" where absent), to show them again."""
+        return {key: self.data.get(key, "") for key in (*FILTER_KEYS, "page_size")}
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        return [(slug, m.name) for slug, m in self.models.items()]
+
+    def status_choices(self) -> list[tuple[str, str]]:
+        return self.fields["status"].choices
+
+    def sort_choices(self) -> list[tuple[str, str]]:
+        return SORTS
+
+    def clean_model(self) -> AIModel | None:
+        slug = self.cleaned_data.get("model")
+        if not slug:
+            return None
+        if slug not in self.models:
+            raise forms.ValidationError(f"There is no model {slug}.")
+        return self.models[slug]
+
     def clean_page_size(self) -> int:
         return self.cleaned_data.get("page_size") or settings.EASEL_GALLERY_PAGE_SIZE
 
@@ -129,6 +169,14 @@ class GalleryFilterForm(forms.Form):
             or d.get("from")
             or d.get("to")
             or d.get("starred")
+        )
+
+    def filter_key(self) -> str:
+        """The filters but the status, as a string: names what filter_without_status() selects."""
+        d = self.cleaned_data
+        model = d.get("model")
+        return repr(
+            (model.pk if model else None, d.get("q"), self._bounds(), d.get("starred", False))
         )
 
     def _bounds(self):

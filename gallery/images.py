@@ -8,6 +8,7 @@ owner-checked view; files are never served from a public folder.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -41,11 +42,13 @@ def _cache_key(name: str, lifetime: int) -> str:
     # The bucket and endpoint are part of the key: a URL for another bucket is never reused.
     where = f"{getattr(default_storage, 'endpoint_url', '')}|{getattr(default_storage, 'bucket_name', '')}"
     digest = hashlib.sha256(f"{where}|{name}".encode()).hexdigest()[:32]
-    return f"presign:{lifetime}:{digest}"
+    return f"presign:v2:{lifetime}:{digest}"
 
 
-def presigned_urls(names: Iterable[str]) -> dict[str, str]:
-    """Presigned URLs for object keys, from the cache where possible (one round trip)."""
+def presigned_urls_until(names: Iterable[str]) -> dict[str, tuple[str, float]]:
+    """{key: (presigned URL, until)} for object keys, from the cache where possible (one round
+    trip). `until` is the epoch second up to which the URL may be handed out (it still has
+    SAFETY_MARGIN to live then), so whatever embeds it can be cached no longer than that."""
     names = list(dict.fromkeys(n for n in names if n))
     lifetime = presign_lifetime()
     keys = {_cache_key(n, lifetime): n for n in names}
@@ -53,12 +56,17 @@ def presigned_urls(names: Iterable[str]) -> dict[str, str]:
     urls = {keys[k]: v for k, v in cached.items()}
     missing = [n for n in names if n not in urls]
     if missing:
-        fresh = {n: default_storage.url(n, expire=lifetime) for n in missing}
-        cache.set_many(
-            {_cache_key(n, lifetime): u for n, u in fresh.items()}, timeout=cache_timeout(lifetime)
-        )
+        timeout = cache_timeout(lifetime)
+        until = time.time() + timeout
+        fresh = {n: (default_storage.url(n, expire=lifetime), until) for n in missing}
+        cache.set_many({_cache_key(n, lifetime): v for n, v in fresh.items()}, timeout=timeout)
         urls.update(fresh)
     return urls
+
+
+def presigned_urls(names: Iterable[str]) -> dict[str, str]:
+    """Presigned URLs for object keys, from the cache where possible (one round trip)."""
+    return {name: url for name, (url, _) in presigned_urls_until(names).items()}
 
 
 def presigned_download_url(image: OutputImage) -> str:
@@ -78,17 +86,26 @@ def local_url(image: OutputImage, kind: str) -> str:
     return reverse("gallery:image_file", args=[image.generation.public_id, image.index, kind])
 
 
-def attach_image_urls(generations: Iterable[Generation]) -> None:
-    """Set `thumb_url` and `url` on every prefetched image of these generations."""
-    images = [img for gen in generations for img in gen.images.all()]
-    if _uses_presigned_urls():
-        urls = presigned_urls(
-            [img.file.name for img in images] + [img.thumbnail.name for img in images]
-        )
-        for img in images:
-            img.url = urls.get(img.file.name, "")
-            img.thumb_url = urls.get(img.thumbnail.name, "") or img.url
-    else:
+def attach_image_urls(generations: Iterable[Generation]) -> float | None:
+    """Set `thumb_url` and `url` on every prefetched image of these generations (see
+    attach_urls)."""
+    return attach_urls([img for gen in generations for img in gen.images.all()])
+
+
+def attach_urls(images: list[OutputImage]) -> float | None:
+    """Set `thumb_url` and `url` on these images (with `generation` loaded).
+
+    Returns the epoch second until which all of these URLs may be handed out (None: they do
+    not expire), the longest a page fragment that embeds them may be cached."""
+    if not _uses_presigned_urls():
         for img in images:
             img.url = local_url(img, "original")
             img.thumb_url = local_url(img, "thumb") if img.thumbnail else img.url
+        return None
+    urls = presigned_urls_until(
+        [img.file.name for img in images] + [img.thumbnail.name for img in images]
+    )
+    for img in images:
+        img.url = urls.get(img.file.name, ("", 0))[0]
+        img.thumb_url = urls.get(img.thumbnail.name, ("", 0))[0] or img.url
+    return min((until for _, until in urls.values()), default=None)

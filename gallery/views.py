@@ -19,13 +19,18 @@ from django.http import (
     QueryDict,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
 from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
 from generator import actions, changes, limits
+from generator.cards import CARD_TEMPLATE, render_cards, template_version
+from generator.cards import FIELDS as CARD_FIELDS
 from generator.models import Generation, OutputImage
 
 
@@ -38,39 +43,67 @@ def get_generation_for_user(request: HttpRequest, public_id: str) -> Generation:
     )
 
 
+# Names the shape of what _gallery_page() returns: bump it when that changes, so pages cached
+# by the previous release are not read as this one's.
+PAGE_VERSION = 3
+COUNTS_TEMPLATE = "gallery/_status_counts.html"
+RESULTS_TEMPLATE = "gallery/_results.html"
+
+
 @login_required
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     form = GalleryFilterForm(request.GET)
     if not form.is_valid():
         return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
+    # Any page costs the same at any history size (keyset cursor on an index, counts cached);
+    # a page seen before costs almost nothing more: its cards, counts and links are kept until
+    # one of the user's generations changes (generator/changes.py) or its image URLs near
+    # expiry. Pages with a generation still at work are not kept.
+    body = changes.cached_for_user(
+        request.user.pk,
+        f"gallery-page:{PAGE_VERSION}:{template_version(CARD_TEMPLATE, COUNTS_TEMPLATE, RESULTS_TEMPLATE)}:"
+        f"{timezone.get_current_timezone_name()}:"
+        f"{request.GET.urlencode()}",
+        lambda: _gallery_page(request, form),
+        max_age=lambda body: body["max_age"],
+    )
+    return render(request, "gallery/list.html", {"form": form, **body})
+
+
+def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
     data = form.cleaned_data
     base = form.filter_without_status(Generation.objects.for_user(request.user))
     qs = base.with_status(data["status"] or None)
     if data["cursor"]:
         qs = form.after(qs, *data["cursor"][1:])
     size = data["page_size"]
-    page = list(form.ordered(qs.select_related("model").prefetch_related("images"))[: size + 1])
+    page = list(form.ordered(qs.select_related("model").only(*CARD_FIELDS))[: size + 1])
     next_cursor = make_cursor(page[size - 1], data["sort"]) if len(page) > size else ""
     page = page[:size]
-    attach_image_urls(page)
+    filter_query = _filter_query(request)
+    # Cached cards cost nothing more; the others load their images (one query) and URLs.
+    cards, max_age = render_cards(page, filter_query)
+    grid = mark_safe("".join(f"<li>{card}</li>" for card in cards))  # cards are escaped HTML
     query = request.GET.copy()
     query.pop("cursor", None)
     # A COUNT over the whole filtered history (100,000+ rows for some users): cached until
     # one of the user's generations changes, so a page costs the same at any history size.
     counts = changes.cached_for_user(
-        request.user.pk, f"gallery-status-counts:{base.query}", base.status_counts
+        request.user.pk, f"gallery-status-counts:{form.filter_key()}", base.status_counts
     )
     counts[""] = sum(counts.values())
     links = _status_links(request)
-    context = {
-        "form": form,
+    body = {
         "page": page,
+        "grid": grid,
+        "max_age": max_age,
         "next_cursor": next_cursor,
         "base_query": query.urlencode(),
-        "filter_query": _filter_query(request),
+        "filter_query": filter_query,
         "is_first_page": not data["cursor"],
         "filtered": form.is_filtered,
+        "sort": data["sort"],
         "status_counts": [
             {
                 "value": value,
@@ -82,7 +115,10 @@ def gallery(request: HttpRequest) -> HttpResponse:
             for value, label in [("", "All"), *Generation.Status.choices]
         ],
     }
-    return render(request, "gallery/list.html", context)
+    # The parts that depend only on this data are rendered once, here, and kept as HTML.
+    body["counts_html"] = render_to_string(COUNTS_TEMPLATE, body)
+    body["results_html"] = render_to_string(RESULTS_TEMPLATE, body)
+    return body
 
 
 def _filter_query(request: HttpRequest) -> str:
@@ -175,7 +211,8 @@ def star(request: HttpRequest, public_id: str) -> HttpResponse:
     gen = get_generation_for_user(request, public_id)
     wanted = request.POST.get("favorite")
     favorite = (not gen.favorite) if wanted not in ("0", "1") else wanted == "1"
-    Generation.objects.filter(pk=gen.pk).update(favorite=favorite)
+    Generation.objects.filter(pk=gen.pk).update(favorite=favorite, updated_at=timezone.now())
+    changes.bump(request.user.pk)  # the starred filter, the card and the cached pages change
     if request.headers.get("X-Requested-With") == "fetch":
         return JsonResponse({"favorite": favorite})
     return redirect(_back(request, reverse("gallery:detail", args=[gen.public_id])))

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -30,15 +31,32 @@ def bump(user_id: int | None) -> None:
     if user_id is None:
         return
     key = _version_key(user_id)
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # One round trip (cache.incr takes two: EXISTS, then INCRBY): start from the clock
+        # if the key is missing (first write, evicted), then count. Stored as a plain integer,
+        # which is how Django's Redis serializer stores and reads back an int.
+        full = backend.make_and_validate_key(key)
+        pipe = backend._cache.get_client(full, write=True).pipeline(transaction=False)
+        pipe.set(full, time.time_ns(), nx=True)
+        pipe.incr(full)
+        pipe.execute()
+        return
     try:
         cache.incr(key)
     except ValueError:  # not in the cache (first write, evicted): start from the clock
         cache.set(key, time.time_ns(), None)
 
 
-def cached_for_user(user_id: int, name: str, compute: Callable[[], Any]) -> Any:
+def cached_for_user(
+    user_id: int,
+    name: str,
+    compute: Callable[[], Any],
+    max_age: Callable[[Any], int] | None = None,
+) -> Any:
     """compute(), or its cached value if none of the user's generations changed since.
-    One cache round trip on a hit."""
+    One cache round trip on a hit. `max_age(value)` may shorten how long a value is kept
+    (seconds; 0 keeps it not at all), e.g. for values that embed expiring URLs."""
     vkey = _version_key(user_id)
     dkey = f"userderived:{user_id}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"
     found = cache.get_many([vkey, dkey])
@@ -51,7 +69,9 @@ def cached_for_user(user_id: int, name: str, compute: Callable[[], Any]) -> Any:
     if entry is not None and entry[0] == version:
         return entry[1]
     value = compute()
-    cache.set(dkey, (version, value), MAX_AGE)
+    timeout = MAX_AGE if max_age is None else min(MAX_AGE, max_age(value))
+    if timeout > 0:
+        cache.set(dkey, (version, value), timeout)
     return value
 
 

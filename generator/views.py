@@ -7,9 +7,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
-from gallery.images import attach_image_urls
 from gallery.views import get_generation_for_user
 from generator import actions, limits
+from generator.cards import FIELDS as CARD_FIELDS
+from generator.cards import render_card, render_cards
 from generator.forms import GenerationForm, fill_template, template_names
 from generator.models import AIModel, Generation
 
@@ -104,13 +105,12 @@ def home(request: HttpRequest) -> HttpResponse:
     recent = list(
         Generation.objects.for_user(request.user)
         .select_related("model")
-        .prefetch_related("images")
+        .only(*CARD_FIELDS)
         .newest_first()[:RECENT]
     )
-    attach_image_urls(recent)
     context = {
         "form": form,
-        "recent": recent,
+        "recent": render_cards(recent)[0],
         "model_options": _model_options(),
         "new_id": request.GET.get("new", ""),
         "allowances": _allowances(request.user),
@@ -122,5 +122,4 @@ def home(request: HttpRequest) -> HttpResponse:
 def card(request: HttpRequest, public_id: str) -> HttpResponse:
     """One generation's card, re-fetched by the page while the generation is not final."""
     gen = get_generation_for_user(request, public_id)
-    attach_image_urls([gen])
-    return render(request, "generator/_card.html", {"gen": gen})
+    return HttpResponse(render_card(gen))

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import caches
 
 from config.celery import app as celery_app
-from generator.models import AIModel, Generation
+from generator.models import AIModel, Generation, OutputImage
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -138,6 +138,21 @@ def make_generation(local_model):
         )
 
     return make
+
+
+def image_row(gen: Generation, index: int = 0, size: int = 64, folder: str = "t") -> OutputImage:
+    """An unsaved output-image row pointing at object keys (no file behind them): for tests
+    of listing, signing and caching, which never read the bytes."""
+    return OutputImage(
+        generation=gen,
+        index=index,
+        file=f"generations/{folder}/{gen.public_id}/{index}.png",
+        thumbnail=f"generations/{folder}/{gen.public_id}/{index}_thumb.webp",
+        width=size,
+        height=size,
+        bytes=100,
+        content_type="image/png",
+    )
 
 
 # --- The prompt form and scheduled checks ---------------------------------------------------

@@ -8,6 +8,7 @@ page; a serious or critical violation fails the test.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,14 @@ def test_search_and_star_filters(live_server, page, painter, make_generation):
     shot(page, "studio-03-search")
 
     page.goto(f"{live_server.url}/gallery/")
+    # The card carries its date; the page says how long ago (the card HTML is cached).
+    ago = page.locator(f"#gen-{whale.public_id} time[data-ago]")
+    assert re.search(r"ago|now", ago.inner_text()), ago.inner_text()
+    assert ago.get_attribute("title")  # the date itself, on hover
     star = page.locator(f"#gen-{whale.public_id} button.star")
     star.click()
+    page.wait_for_selector(f"#gen-{whale.public_id} button.star[aria-pressed=true]")
+    page.reload()  # the star is saved, and the page seen before shows it
     page.wait_for_selector(f"#gen-{whale.public_id} button.star[aria-pressed=true]")
     page.check("#id_starred")
     page.click("form.filters button[type=submit]")

@@ -83,6 +83,7 @@
           var fresh = tpl.content.firstElementChild;
           card.replaceWith(fresh);
           tickElapsed(fresh);
+          ago(fresh);
           if (fresh.dataset.poll) poll(fresh, 1000);
         })
         .catch(function () { poll(card, Math.min(delay * 2, 15000)); });
@@ -105,13 +106,23 @@
   }
 
   // --- Stars: toggled in place, without leaving the page. --------------------------------
+  // A card's star is a button of the page's #card-actions form (formaction = its URL); the
+  // detail page's star is a form of its own. Without JavaScript both post and come back.
   function setupStars() {
     document.addEventListener("submit", function (ev) {
       var form = ev.target;
-      if (!form.matches || !form.matches("[data-star]")) return;
+      var button = ev.submitter;
+      var url;
+      if (form.matches && form.matches("[data-star]")) {
+        button = form.querySelector("button");
+        url = form.action;
+      } else if (button && button.matches("[data-star]")) {
+        url = button.formAction;
+      } else {
+        return;
+      }
       ev.preventDefault();
-      var button = form.querySelector("button");
-      fetch(form.action, {
+      fetch(url, {
         method: "POST", credentials: "same-origin", body: new FormData(form),
         headers: { "X-Requested-With": "fetch" }
       })
@@ -120,7 +131,25 @@
           button.setAttribute("aria-pressed", data.favorite ? "true" : "false");
           button.textContent = data.favorite ? "★" : "☆";
         })
-        .catch(function () { form.submit(); });
+        .catch(function () { form.action = url; form.submit(); });  // the plain post, no fetch
+    });
+  }
+
+  // --- "3 hours ago" for the dates on cards (the card HTML carries the date itself). -----
+  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+  function ago(root) {
+    if (!relative) return;
+    (root || document).querySelectorAll("time[data-ago]").forEach(function (el) {
+      var when = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      if (!el.title) el.title = el.textContent;
+      var s = (when - Date.now()) / 1000;
+      var steps = [[60, "second"], [3600, "minute", 60], [86400, "hour", 3600], [2592000, "day", 86400], [31536000, "month", 2592000]];
+      var text = relative.format(Math.round(s / 31536000), "year");
+      for (var i = 0; i < steps.length; i++) {
+        if (Math.abs(s) < steps[i][0]) { text = relative.format(Math.round(s / (steps[i][2] || 1)), steps[i][1]); break; }
+      }
+      el.textContent = text;
     });
   }
 
@@ -171,7 +200,9 @@
     setupCopy();
     setupCompare();
     tickElapsed();
+    ago();
     setInterval(function () { if (!document.hidden) tickElapsed(); }, 1000);
+    setInterval(function () { if (!document.hidden) ago(); }, 60000);
     document.querySelectorAll("[data-poll]").forEach(function (c) { poll(c, 1000); });
   });
 })();
