@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,18 @@ def _version_key(user_id: int) -> str:
     return f"userchanges:{user_id}"
 
 
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _redis_client(backend: RedisCache):
+    """The backend's Redis client, made once: Django makes a new one (on the same connection
+    pool) for every call, which costs more than the INCR itself."""
+    client = _clients.get(backend)
+    if client is None:
+        client = _clients[backend] = backend._cache.get_client(None, write=True)
+    return client
+
+
 def bump(user_id: int | None) -> None:
     if user_id is None:
         return
@@ -37,7 +50,7 @@ def bump(user_id: int | None) -> None:
         # if the key is missing (first write, evicted), then count. Stored as a plain integer,
         # which is how Django's Redis serializer stores and reads back an int.
         full = backend.make_and_validate_key(key)
-        pipe = backend._cache.get_client(full, write=True).pipeline(transaction=False)
+        pipe = _redis_client(backend).pipeline(transaction=False)
         pipe.set(full, time.time_ns(), nx=True)
         pipe.incr(full)
         pipe.execute()

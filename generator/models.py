@@ -309,15 +309,21 @@ class Generation(models.Model):
 
     # --- status changes: one conditional UPDATE each ----------------------------------
 
-    def _transition(self, from_statuses, **changes) -> bool:
+    def _update_if(self, from_statuses, **changes) -> bool:
+        """The conditional UPDATE behind every status change, without the change-counter bump
+        (for a caller that makes it part of a larger transaction and bumps after it)."""
         changes.setdefault("updated_at", timezone.now())
         updated = Generation.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes)
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
-            if "status" in changes:
-                changes_mod.bump(self.user_id)  # derived counts (gallery) are recomputed
         return bool(updated)
+
+    def _transition(self, from_statuses, **changes) -> bool:
+        done = self._update_if(from_statuses, **changes)
+        if done and "status" in changes:
+            changes_mod.bump(self.user_id)  # derived counts (gallery) are recomputed
+        return done
 
     @classmethod
     def claim(cls, pk: int, lease_seconds: int) -> Generation | None:
@@ -325,19 +331,36 @@ class Generation(models.Model):
 
         The claimer sends the request to the provider right away, so the same UPDATE records
         `submitted_at`: a redelivered task then never sends it a second time.
+
+        One statement (UPDATE … RETURNING; PostgreSQL, SQLite ≥ 3.35) returns the row, its
+        model's `updated_at` as `model_version` (for a worker's cache of models) and the user's
+        public id, so `gen.user` comes with `public_id` loaded and other fields deferred.
         """
+        from django.contrib.auth import get_user_model
+        from django.db import connections, router
+
+        db = router.db_for_write(cls)
+        ops = connections[db].ops
+        qn = ops.quote_name
+        user_model = get_user_model()
+        table = qn(cls._meta.db_table)
         now = timezone.now()
-        updated = cls.objects.filter(pk=pk, status=cls.Status.QUEUED).update(
-            status=cls.Status.RUNNING,
-            started_at=now,
-            submitted_at=now,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=models.F("attempts") + 1,
-            updated_at=now,
+        when = ops.adapt_datetimefield_value(now)
+        lease = ops.adapt_datetimefield_value(now + timedelta(seconds=lease_seconds))
+        sql = (
+            f"UPDATE {table} SET status = %s, started_at = %s, submitted_at = %s, "
+            f"lease_until = %s, attempts = attempts + 1, updated_at = %s "
+            f"WHERE {table}.id = %s AND {table}.status = %s RETURNING *, "
+            f"(SELECT updated_at FROM {qn(AIModel._meta.db_table)} m "
+            f"WHERE m.id = {table}.model_id) AS model_version, "
+            f"(SELECT public_id FROM {qn(user_model._meta.db_table)} u "
+            f"WHERE u.id = {table}.user_id) AS user_public_id"
         )
-        if not updated:
+        params = [cls.Status.RUNNING, when, when, lease, when, pk, cls.Status.QUEUED]
+        gen = next(iter(cls.objects.db_manager(db).raw(sql, params)), None)
+        if gen is None:
             return None
-        gen = cls.objects.select_related("model", "user").get(pk=pk)
+        gen.user = user_model.from_db(db, ["id", "public_id"], [gen.user_id, gen.user_public_id])
         changes_mod.bump(gen.user_id)
         return gen
 

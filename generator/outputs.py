@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import json
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from generator import changes
 from generator.downloads import DownloadError, download
 from generator.models import Generation, OutputImage
 from generator.providers.base import ImageOutput, Provider, ProviderError
@@ -152,21 +155,19 @@ def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
     return CheckedImage(data, content_type, width, height, provider_url, thumbnail)
 
 
-def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provider) -> int:
-    """Download and check every output first, then store them all: a bad one stores nothing.
-
-    Files are written before the rows; if anything fails after that (storage error, another
-    worker that stored the same generation meanwhile, the generation deleted meanwhile) every
-    file this call wrote is removed again, so storage never keeps an object without a row.
-    """
+def check_outputs(outputs: list[ImageOutput], provider: Provider) -> list[CheckedImage]:
     if not outputs:
         raise InvalidImage("The provider finished without returning any image.")
-    checked = [fetch(output, provider) for output in outputs]
-    existing = set(gen.images.values_list("index", flat=True))
+    return [fetch(output, provider) for output in outputs]
+
+
+def _write_files(gen: Generation, checked: list[CheckedImage], skip=()) -> list[OutputImage]:
+    """Save each image and its thumbnail to storage; the rows are returned unsaved. If a
+    write fails, the files already written are removed and the error is raised."""
     rows: list[OutputImage] = []
-    try:
+    with _removed_on_error(gen, rows):
         for index, image in enumerate(checked):
-            if index in existing:  # a redelivered task never stores an image twice
+            if index in skip:
                 continue
             ext = image.content_type.split("/")[1].replace("jpeg", "jpg")
             row = OutputImage(
@@ -183,11 +184,40 @@ def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provide
             rows.append(row)
             row.file.save(f"{index}.{ext}", ContentFile(image.data), save=False)
             row.thumbnail.save(f"{index}_thumb.webp", ContentFile(image.thumbnail), save=False)
-        with transaction.atomic():
-            for row in rows:
-                row.save()
-    except IntegrityError:
+    return rows
+
+
+@contextlib.contextmanager
+def _removed_on_error(gen: Generation, rows: list[OutputImage]):
+    """If the block fails, the files of `rows` are removed again. An IntegrityError is raised
+    as it is, for the caller to judge; any other error becomes a readable StorageError."""
+    try:
+        yield
+    except BaseException as exc:
         _remove_files(rows)
+        if isinstance(exc, Exception) and not isinstance(exc, IntegrityError):
+            logger.exception("Storing the images of %s failed", gen.public_id)
+            raise StorageError(
+                f"Easel could not save the images to its storage ({type(exc).__name__})."
+            ) from None
+        raise
+
+
+def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provider) -> int:
+    """Download and check every output first, then store them all: a bad one stores nothing.
+
+    Files are written before the rows; if anything fails after that (storage error, another
+    worker that stored the same generation meanwhile, the generation deleted meanwhile) every
+    file this call wrote is removed again, so storage never keeps an object without a row.
+    """
+    checked = check_outputs(outputs, provider)
+    existing = set(gen.images.values_list("index", flat=True))
+    # a redelivered task never stores an image twice
+    rows = _write_files(gen, checked, skip=existing)
+    try:
+        with _removed_on_error(gen, rows), transaction.atomic():
+            OutputImage.objects.bulk_create(rows)
+    except IntegrityError:
         if not Generation.objects.filter(pk=gen.pk).exists():
             logger.info("Generation %s was deleted while its images were stored", gen.public_id)
             return 0
@@ -195,16 +225,43 @@ def store_outputs(gen: Generation, outputs: list[ImageOutput], provider: Provide
         if stored >= set(range(len(checked))):
             return 0  # another worker stored them all meanwhile: keep theirs
         raise
-    except Exception as exc:
-        _remove_files(rows)
-        logger.exception("Storing the images of %s failed", gen.public_id)
-        raise StorageError(
-            f"Easel could not save the images to its storage ({type(exc).__name__})."
-        ) from None
-    except BaseException:
-        _remove_files(rows)
-        raise
     return len(rows)
+
+
+def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Provider) -> bool:
+    """Store the images and mark `gen` completed in one transaction, only if it is still
+    running: canceled, finished or deleted while the provider worked keeps nothing.
+
+    Images are stored only with the completion in the same commit, so a running generation
+    has none and no earlier rows need to be looked up. Returns whether it completed.
+    """
+    checked = check_outputs(outputs, provider)
+    rows = _write_files(gen, checked)
+    try:
+        with _removed_on_error(gen, rows), transaction.atomic():
+            done = gen._update_if(
+                [Generation.Status.RUNNING],
+                status=Generation.Status.COMPLETED,
+                progress=1.0,
+                error="",
+                finished_at=timezone.now(),
+                lease_until=None,
+            )
+            if done:
+                OutputImage.objects.bulk_create(rows)
+    except IntegrityError:
+        # Rows stored by another path (an older worker, meteron_sync) for this generation:
+        # keep theirs and store the rest the careful way.
+        gen.refresh_from_db(fields=["status"])
+        if gen.status != Generation.Status.RUNNING:
+            return False
+        store_outputs(gen, outputs, provider)
+        return gen.complete()
+    if not done:
+        _remove_files(rows)
+        return False
+    changes.bump(gen.user_id)
+    return True
 
 
 def _remove_files(rows: list[OutputImage]) -> None:

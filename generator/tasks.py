@@ -9,7 +9,9 @@ reap_generations: the periodic safety net for dispatches and workers that were l
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -17,14 +19,29 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generator.actions import dispatch
-from generator.models import Generation
-from generator.outputs import store_outputs
+from generator.models import AIModel, Generation
+from generator.outputs import store_and_complete
 from generator.providers import get_provider
 from generator.providers.base import Done, Failed, Pending, Provider, ProviderError
 
 logger = logging.getLogger(__name__)
 
 MAX_POLL_INTERVAL = 10.0
+# A worker keeps the models it read for this long at most, and only while their updated_at is
+# the one the claim returned: an edit in the admin applies to the next generation, an edit
+# that bypassed save() (QuerySet.update) within this many seconds.
+MODEL_CACHE_SECONDS = 30.0
+_models: dict[int, tuple[Any, float, AIModel]] = {}
+
+
+def _attach_model(gen: Generation, version: Any) -> None:
+    """gen.model from this process's cache, or read once and cached."""
+    now = time.monotonic()
+    hit = _models.get(gen.model_id)
+    if hit is None or hit[0] != version or now - hit[1] > MODEL_CACHE_SECONDS:
+        hit = (version, now, AIModel.objects.get(pk=gen.model_id))
+        _models[gen.model_id] = hit
+    gen.model = hit[2]
 
 
 def backoff(step: int, first: float = 0.5, cap: float = MAX_POLL_INTERVAL) -> float:
@@ -48,6 +65,7 @@ def run_generation(pk: int) -> None:
     gen = Generation.claim(pk, _lease())
     if gen is None:
         return  # already claimed, finished or canceled
+    _attach_model(gen, gen.model_version)
     try:
         provider = get_provider(gen.provider)
     except KeyError:
@@ -88,14 +106,11 @@ def _submit_failed(gen: Generation, exc: ProviderError) -> None:
 
 def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
     if isinstance(result, Done):
-        if not Generation.objects.filter(pk=gen.pk, status=Generation.Status.RUNNING).exists():
-            return  # canceled while the provider worked: keep nothing, change nothing
+        # Canceled (or deleted) while the provider worked: keeps nothing, changes nothing.
         try:
-            store_outputs(gen, result.images, provider)
+            store_and_complete(gen, result.images, provider)
         except ProviderError as exc:
             gen.fail(exc.message)
-            return
-        gen.complete()
     elif isinstance(result, Pending):
         countdown = result.poll_after if result.poll_after is not None else backoff(step)
         countdown = max(0.05, min(countdown, MAX_POLL_INTERVAL))

@@ -172,7 +172,9 @@ class LocalProvider(Provider):
             job_id=f"local-{gen.public_id}",
             progress=0.0,
             state={"started": now, "ready_at": now + delay},
-            poll_after=min(delay, 0.5),
+            # The job's end is known: one check when it is due (the task caps the wait at
+            # MAX_POLL_INTERVAL, so a long job still reports progress on the way).
+            poll_after=delay,
         )
 
     def check(self, gen) -> Done | Pending:
@@ -187,7 +189,5 @@ class LocalProvider(Provider):
             job_id=gen.provider_job_id,
             progress=min(0.99, elapsed / total),
             state=state,
-            # Checks thin out as the job runs (0.5, 1, 2, 4 s …) and the last one lands when
-            # the job is due: ~6 checks for a 10-s job instead of 20, progress still moves.
-            poll_after=min(max(0.5, elapsed), ready_at - now),
+            poll_after=ready_at - now,
         )
