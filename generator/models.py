@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
 from django.utils import timezone
 
@@ -311,9 +311,26 @@ class Generation(models.Model):
 
     def _update_if(self, from_statuses, **changes) -> bool:
         """The conditional UPDATE behind every status change, without the change-counter bump
-        (for a caller that makes it part of a larger transaction and bumps after it)."""
+        (for a caller that makes it part of a larger transaction and bumps after it).
+
+        Plain SQL from the fields' own conversions: the ORM's update() compiled the same
+        statement at several times the cost of running it, on every step of every generation.
+        """
         changes.setdefault("updated_at", timezone.now())
-        updated = Generation.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes)
+        db = router.db_for_write(Generation, instance=self)
+        connection = connections[db]
+        qn = connection.ops.quote_name
+        fields = [self._meta.get_field(name) for name in changes]
+        statuses = list(from_statuses)
+        sql = (
+            f"UPDATE {qn(self._meta.db_table)} SET "
+            + ", ".join(f"{qn(f.column)} = %s" for f in fields)
+            + f" WHERE id = %s AND status IN ({', '.join(['%s'] * len(statuses))})"
+        )
+        params = [f.get_db_prep_save(changes[f.name], connection) for f in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, self.pk, *statuses])
+            updated = cursor.rowcount
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
@@ -332,36 +349,65 @@ class Generation(models.Model):
         The claimer sends the request to the provider right away, so the same UPDATE records
         `submitted_at`: a redelivered task then never sends it a second time.
 
-        One statement (UPDATE … RETURNING; PostgreSQL, SQLite ≥ 3.35) returns the row, its
-        model's `updated_at` as `model_version` (for a worker's cache of models) and the user's
-        public id, so `gen.user` comes with `public_id` loaded and other fields deferred.
+        One statement (UPDATE … RETURNING: PostgreSQL, SQLite ≥ 3.35), see _worker_row.
         """
-        from django.contrib.auth import get_user_model
-        from django.db import connections, router
-
         db = router.db_for_write(cls)
         ops = connections[db].ops
-        qn = ops.quote_name
-        user_model = get_user_model()
-        table = qn(cls._meta.db_table)
         now = timezone.now()
         when = ops.adapt_datetimefield_value(now)
         lease = ops.adapt_datetimefield_value(now + timedelta(seconds=lease_seconds))
-        sql = (
-            f"UPDATE {table} SET status = %s, started_at = %s, submitted_at = %s, "
-            f"lease_until = %s, attempts = attempts + 1, updated_at = %s "
-            f"WHERE {table}.id = %s AND {table}.status = %s RETURNING *, "
-            f"(SELECT updated_at FROM {qn(AIModel._meta.db_table)} m "
-            f"WHERE m.id = {table}.model_id) AS model_version, "
-            f"(SELECT public_id FROM {qn(user_model._meta.db_table)} u "
-            f"WHERE u.id = {table}.user_id) AS user_public_id"
+        gen = cls._worker_row(
+            db,
+            "UPDATE {table} SET status = %s, started_at = %s, submitted_at = %s, "
+            "lease_until = %s, attempts = attempts + 1, updated_at = %s "
+            "WHERE {table}.id = %s AND {table}.status = %s RETURNING {columns}",
+            [cls.Status.RUNNING, when, when, lease, when, pk, cls.Status.QUEUED],
         )
-        params = [cls.Status.RUNNING, when, when, lease, when, pk, cls.Status.QUEUED]
-        gen = next(iter(cls.objects.db_manager(db).raw(sql, params)), None)
-        if gen is None:
+        if gen is not None:
+            changes_mod.bump(gen.user_id)
+        return gen
+
+    @classmethod
+    def for_worker(cls, pk: int) -> Generation | None:
+        """The row as claim() returns it, for a task that checks on a running generation."""
+        db = router.db_for_read(cls)
+        return cls._worker_row(db, "SELECT {columns} FROM {table} WHERE {table}.id = %s", [pk])
+
+    @classmethod
+    def _worker_row(cls, db: str, statement: str, params: list) -> Generation | None:
+        """The one row of `statement` as a Generation, with `model_version` (its model's
+        updated_at, which a worker's cache of models is keyed on) and `user` with `public_id`
+        loaded (other fields deferred): what a task needs, in one statement."""
+        from django.contrib.auth import get_user_model
+
+        connection = connections[db]
+        qn = connection.ops.quote_name
+        user_model = get_user_model()
+        table = qn(cls._meta.db_table)
+        fields = cls._meta.concrete_fields
+        columns = ", ".join(f"{table}.{qn(f.column)}" for f in fields) + (
+            f", (SELECT updated_at FROM {qn(AIModel._meta.db_table)} m "
+            f"WHERE m.id = {table}.model_id), "
+            f"(SELECT public_id FROM {qn(user_model._meta.db_table)} u "
+            f"WHERE u.id = {table}.user_id)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement.format(table=table, columns=columns), params)
+            row = cursor.fetchone()
+        if row is None:
             return None
-        gen.user = user_model.from_db(db, ["id", "public_id"], [gen.user_id, gen.user_public_id])
-        changes_mod.bump(gen.user_id)
+        values = []
+        for field, value in zip(fields, row, strict=False):
+            # What the ORM's compiler applies to each column (JSON parsing, SQLite datetimes…)
+            col = field.get_col(cls._meta.db_table)
+            for convert in connection.ops.get_db_converters(col) + col.get_db_converters(
+                connection
+            ):
+                value = convert(value, col, connection)
+            values.append(value)
+        gen = cls.from_db(db, [f.attname for f in fields], values)
+        gen.model_version, public_id = row[len(fields) :]
+        gen.user = user_model.from_db(db, ["id", "public_id"], [gen.user_id, public_id])
         return gen
 
     def renew_lease(self, lease_seconds: int, **changes) -> bool:

@@ -133,9 +133,10 @@ def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
 
 @shared_task(acks_late=True)
 def check_generation(pk: int, step: int = 0) -> None:
-    gen = Generation.objects.select_related("model", "user").filter(pk=pk).first()
+    gen = Generation.for_worker(pk)
     if gen is None or gen.status != Generation.Status.RUNNING:
         return
+    _attach_model(gen, gen.model_version)
     provider = get_provider(gen.provider)
     if timezone.now() > (gen.deadline_at or _deadline(gen)):
         minutes = gen.model.timeout_seconds / 60
