@@ -22,11 +22,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
+from gallery.forms import FILTER_KEYS, MODELS_VERSION_KEY, GalleryFilterForm, make_cursor
 from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
 from generator import actions, changes, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
@@ -45,9 +46,14 @@ def get_generation_for_user(request: HttpRequest, public_id: str) -> Generation:
 
 # Names the shape of what _gallery_page() returns: bump it when that changes, so pages cached
 # by the previous release are not read as this one's.
-PAGE_VERSION = 3
-COUNTS_TEMPLATE = "gallery/_status_counts.html"
-RESULTS_TEMPLATE = "gallery/_results.html"
+PAGE_VERSION = 4
+PAGE_TEMPLATE = "gallery/_page.html"
+PAGE_TEMPLATES = (
+    CARD_TEMPLATE,
+    PAGE_TEMPLATE,
+    "gallery/_status_counts.html",
+    "gallery/_results.html",
+)
 
 
 @login_required
@@ -57,21 +63,36 @@ def gallery(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
     # Any page costs the same at any history size (keyset cursor on an index, counts cached);
-    # a page seen before costs almost nothing more: its cards, counts and links are kept until
-    # one of the user's generations changes (generator/changes.py) or its image URLs near
-    # expiry. Pages with a generation still at work are not kept.
+    # a page seen before costs one cache round trip more than any page: its HTML is kept until
+    # one of the user's generations changes (generator/changes.py), a model is edited, or its
+    # image URLs near expiry; a page with a generation still at work for a few seconds only
+    # (generator.cards.ACTIVE_MAX_AGE).
     body = changes.cached_for_user(
         request.user.pk,
-        f"gallery-page:{PAGE_VERSION}:{template_version(CARD_TEMPLATE, COUNTS_TEMPLATE, RESULTS_TEMPLATE)}:"
+        f"gallery-page:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
         f"{timezone.get_current_timezone_name()}:"
         f"{request.GET.urlencode()}",
         lambda: _gallery_page(request, form),
         max_age=lambda body: body["max_age"],
+        depends=[MODELS_VERSION_KEY],
     )
-    return render(request, "gallery/list.html", {"form": form, **body})
+    ids = body["page_ids"]
+    context = {
+        "form": form,
+        **body,
+        # The rows behind the cards, for templates and tests that ask (a query if they do).
+        "page": SimpleLazyObject(lambda: _rows_in_order(ids)),
+    }
+    return render(request, "gallery/list.html", context)
+
+
+def _rows_in_order(ids: list[int]) -> list[Generation]:
+    rows = Generation.objects.select_related("model").in_bulk(ids)
+    return [rows[pk] for pk in ids if pk in rows]
 
 
 def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
+    """The page's HTML and what the view needs beside it; small, because it is cached."""
     data = form.cleaned_data
     base = form.filter_without_status(Generation.objects.for_user(request.user))
     qs = base.with_status(data["status"] or None)
@@ -94,31 +115,33 @@ def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
     )
     counts[""] = sum(counts.values())
     links = _status_links(request)
-    body = {
-        "page": page,
+    status_counts = [
+        {
+            "value": value,
+            "label": label,
+            "count": counts.get(value, 0),
+            "query": links[value],
+            "current": data["status"] == value,
+        }
+        for value, label in [("", "All"), *Generation.Status.choices]
+    ]
+    context = {
+        "form": form,
         "grid": grid,
-        "max_age": max_age,
         "next_cursor": next_cursor,
         "base_query": query.urlencode(),
-        "filter_query": filter_query,
         "is_first_page": not data["cursor"],
         "filtered": form.is_filtered,
         "sort": data["sort"],
-        "status_counts": [
-            {
-                "value": value,
-                "label": label,
-                "count": counts.get(value, 0),
-                "query": links[value],
-                "current": data["status"] == value,
-            }
-            for value, label in [("", "All"), *Generation.Status.choices]
-        ],
+        "status_counts": status_counts,
     }
-    # The parts that depend only on this data are rendered once, here, and kept as HTML.
-    body["counts_html"] = render_to_string(COUNTS_TEMPLATE, body)
-    body["results_html"] = render_to_string(RESULTS_TEMPLATE, body)
-    return body
+    return {
+        "main_html": render_to_string(PAGE_TEMPLATE, context),
+        "page_ids": [gen.pk for gen in page],
+        "next_cursor": next_cursor,
+        "status_counts": status_counts,
+        "max_age": max_age,
+    }
 
 
 def _filter_query(request: HttpRequest) -> str:

@@ -5,7 +5,13 @@ row's status), so its HTML is cached, keyed on the row's `updated_at`: a 48-card
 renders only the cards it has not rendered before. An entry never outlives the presigned URLs
 inside it (see gallery.images.attach_image_urls) and never reaches another row, another filter
 (the detail link carries it), another time zone or an edited card template. Cards of queued and
-running generations are always rendered fresh: they change every second.
+running generations are always rendered fresh: they change every second. They have no images
+yet either (images are stored in the same transaction that completes a generation), so none
+are looked up for them.
+
+A page of cards with some still at work may be kept for ACTIVE_MAX_AGE seconds only: every
+status change makes the page anew (generator/changes.py), and what it may show stale in the
+meantime — a progress bar — is what the page's script refreshes every second anyway.
 
 The card HTML holds nothing secret and no CSRF token: its buttons post through the page's one
 `#card-actions` form (base.html), so a cached card stays valid across sessions.
@@ -48,6 +54,8 @@ FIELDS = (
 MAX_AGE = 3600
 # A card whose URLs can be handed out for less than this is not worth caching.
 MIN_AGE = 30
+# How long a page with cards of generations still at work may be served again (see above).
+ACTIVE_MAX_AGE = 5
 
 
 @functools.cache
@@ -97,17 +105,18 @@ def render_cards(
     gens: Sequence[Generation], filter_query: str = ""
 ) -> tuple[list[SafeString], int]:
     """The cards of these generations (with `model` loaded), in order, and how many seconds
-    this HTML may be served from a cache (0 if a card is of a generation still at work).
+    this HTML may be served from a cache (at most ACTIVE_MAX_AGE if a card is of a
+    generation still at work).
 
-    One cache round trip for the finished ones; the images of the others are loaded (one
-    query) and their URLs minted only for cards that are not cached.
+    One cache round trip for the finished ones; the images of the other finished ones are
+    loaded (one query) and their URLs minted only for cards that are not cached.
     """
     now = time.time()
     keys = {gen.pk: _cache_key(gen, filter_query) for gen in gens if gen.is_final}
     cached = cache.get_many(list(keys.values())) if keys else {}
     missing = [gen for gen in gens if keys.get(gen.pk) not in cached]
     fresh_expires = now + MAX_AGE
-    images = _images_of(missing)
+    images = _images_of([gen for gen in missing if gen.is_final])
     if missing:
         until = attach_urls([img for imgs in images.values() for img in imgs])
         if until is not None:
@@ -128,5 +137,7 @@ def render_cards(
     if fresh and fresh_expires - now >= MIN_AGE:
         cache.set_many(fresh, int(fresh_expires - now))
     max_age = int(expires - now)
+    if max_age < MIN_AGE:
+        return cards, 0
     active = len(keys) < len(gens)
-    return cards, 0 if active or max_age < MIN_AGE else max_age
+    return cards, min(max_age, ACTIVE_MAX_AGE) if active else max_age

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.cache import cache, caches
@@ -66,18 +66,26 @@ def cached_for_user(
     name: str,
     compute: Callable[[], Any],
     max_age: Callable[[Any], int] | None = None,
+    depends: Sequence[str] = (),
 ) -> Any:
     """compute(), or its cached value if none of the user's generations changed since.
     One cache round trip on a hit. `max_age(value)` may shorten how long a value is kept
-    (seconds; 0 keeps it not at all), e.g. for values that embed expiring URLs."""
+    (seconds; 0 keeps it not at all), e.g. for values that embed expiring URLs. `depends`
+    names other counters (see bump_key) the value is derived from, e.g. the model catalogue;
+    they are read in the same round trip."""
     vkey = _version_key(user_id)
     dkey = f"userderived:{user_id}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"
-    found = cache.get_many([vkey, dkey])
-    version = found.get(vkey)
-    if version is None:
-        version = time.time_ns()
-        if not cache.add(vkey, version, None):
-            version = cache.get(vkey, version)
+    counters = [vkey, *depends]
+    found = cache.get_many([*counters, dkey])
+    versions = []
+    for key in counters:
+        version = found.get(key)
+        if version is None:
+            version = time.time_ns()
+            if not cache.add(key, version, None):
+                version = cache.get(key, version)
+        versions.append(version)
+    version = versions[0] if not depends else tuple(versions)
     entry = found.get(dkey)
     if entry is not None and entry[0] == version:
         return entry[1]
@@ -86,6 +94,12 @@ def cached_for_user(
     if timeout > 0:
         cache.set(dkey, (version, value), timeout)
     return value
+
+
+def bump_key(key: str) -> None:
+    """Move a shared counter (one that cached_for_user(depends=…) names): every value derived
+    from it is computed again on its next read."""
+    cache.set(key, time.time_ns(), None)
 
 
 @receiver(post_save, sender="generator.Generation", dispatch_uid="userchanges_save")

@@ -104,13 +104,18 @@ def test_cards_render_once_and_again_only_when_their_row_changes(owner, make_gen
 
 @pytest.mark.django_db
 def test_cards_of_unfinished_generations_are_never_kept(owner, make_generation):
-    running = make_generation(owner, status=Generation.Status.RUNNING)
+    running = make_generation(owner, status=Generation.Status.RUNNING, progress=0.2)
     done = make_generation(owner)
     _, max_age = cards.render_cards([done, running])
-    assert max_age == 0  # a page with this card must not be kept either
+    # A page with this card is kept a few seconds at most (its script polls every second).
+    assert 0 < max_age <= cards.ACTIVE_MAX_AGE
+    Generation.objects.filter(pk=running.pk).update(progress=0.6)
+    running = Generation.objects.select_related("model").get(pk=running.pk)
     with CaptureQueriesContext(connection) as ctx:
-        cards.render_cards([running])
-    assert len(ctx.captured_queries) == 1  # rendered again (its images looked up)
+        html, _ = cards.render_cards([running])
+    assert 'value="60"' in html[0]  # rendered again, from the row as it is now
+    # A running generation has no images yet (they come with its completion): none looked up.
+    assert len(ctx.captured_queries) == 0
 
 
 @pytest.mark.django_db
@@ -122,6 +127,22 @@ def test_a_renamed_model_renames_its_cards(owner, make_generation, local_model):
     gen = Generation.objects.select_related("model").get(pk=gen.pk)
     after, _ = cards.render_cards([gen])
     assert "Sketch Pro" in after[0] and "Sketch Pro" not in before[0]
+
+
+@pytest.mark.django_db
+def test_a_model_saved_in_the_admin_shows_in_a_kept_page_at_once(
+    owner_client, owner, make_generation, local_model
+):
+    make_generation(owner)
+    assert "Sketch Pro" not in owner_client.get("/gallery/").content.decode()
+    with CaptureQueriesContext(connection) as ctx:
+        owner_client.get("/gallery/")
+    assert len(ctx.captured_queries) == 2  # kept: only the session and the user
+    local_model.name = "Sketch Pro"
+    local_model.save()  # what the admin does; nothing of the user's changed
+    html = owner_client.get("/gallery/").content.decode()
+    assert '<option value="local-sketch">Sketch Pro</option>' in html  # the filter
+    assert 'class="model">Sketch Pro</span>' in html  # and the card
 
 
 @pytest.mark.django_db
