@@ -60,22 +60,29 @@ PAGE_TEMPLATES = (
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     form = GalleryFilterForm(request.GET)
-    if not form.is_valid():
-        return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
+
+    def page() -> dict:
+        if not form.is_valid():
+            return {"bad": True, "max_age": 0}  # answered below; never kept
+        return _gallery_page(request, form)
+
     # Any page costs the same at any history size (keyset cursor on an index, counts cached);
     # a page seen before costs one cache round trip more than any page: its HTML is kept until
     # one of the user's generations changes (generator/changes.py), a model is edited, or its
     # image URLs near expiry; a page with a generation still at work for a few seconds only
-    # (generator.cards.ACTIVE_MAX_AGE).
+    # (generator.cards.ACTIVE_MAX_AGE). A kept page's filters were validated when it was made,
+    # against the models it depends on, so they are not validated again.
     body = changes.cached_for_user(
         request.user.pk,
         f"gallery-page:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
         f"{timezone.get_current_timezone_name()}:"
         f"{request.GET.urlencode()}",
-        lambda: _gallery_page(request, form),
+        page,
         max_age=lambda body: body["max_age"],
         depends=[MODELS_VERSION_KEY],
     )
+    if body.get("bad"):
+        return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
     ids = body["page_ids"]
     context = {
         "form": form,

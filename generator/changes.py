@@ -33,7 +33,7 @@ _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _redis_client(backend: RedisCache):
     """The backend's Redis client, made once: Django makes a new one (on the same connection
-    pool) for every call, which costs more than the INCR itself."""
+    pool) for every call, which costs more than the SET itself."""
     client = _clients.get(backend)
     if client is None:
         client = _clients[backend] = backend._cache.get_client(None, write=True)
@@ -43,22 +43,7 @@ def _redis_client(backend: RedisCache):
 def bump(user_id: int | None) -> None:
     if user_id is None:
         return
-    key = _version_key(user_id)
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        # One round trip (cache.incr takes two: EXISTS, then INCRBY): start from the clock
-        # if the key is missing (first write, evicted), then count. Stored as a plain integer,
-        # which is how Django's Redis serializer stores and reads back an int.
-        full = backend.make_and_validate_key(key)
-        pipe = _redis_client(backend).pipeline(transaction=False)
-        pipe.set(full, time.time_ns(), nx=True)
-        pipe.incr(full)
-        pipe.execute()
-        return
-    try:
-        cache.incr(key)
-    except ValueError:  # not in the cache (first write, evicted): start from the clock
-        cache.set(key, time.time_ns(), None)
+    bump_key(_version_key(user_id))
 
 
 def cached_for_user(
@@ -97,9 +82,21 @@ def cached_for_user(
 
 
 def bump_key(key: str) -> None:
-    """Move a shared counter (one that cached_for_user(depends=…) names): every value derived
-    from it is computed again on its next read."""
-    cache.set(key, time.time_ns(), None)
+    """Move a counter (a user's, or a shared one that cached_for_user(depends=…) names): every
+    value derived from it is computed again on its next read.
+
+    A version only has to differ from the one a reader saw, so it is the clock, set in one
+    command; nothing is read first and a missing (evicted) key needs no special case. Only two
+    writers reading the very same nanosecond off their clocks could hide one change from a
+    reader in between, and the entries' time limit (MAX_AGE) bounds even that.
+    """
+    version = time.time_ns()
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # Stored as a plain integer, which is how Django's Redis serializer writes an int.
+        _redis_client(backend).set(backend.make_and_validate_key(key), version)
+    else:
+        backend.set(key, version, None)
 
 
 @receiver(post_save, sender="generator.Generation", dispatch_uid="userchanges_save")

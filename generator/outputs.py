@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -237,18 +238,28 @@ def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Pr
     """
     checked = check_outputs(outputs, provider)
     rows = _write_files(gen, checked)
+    now = timezone.now()
+    completion = {
+        "status": Generation.Status.COMPLETED,
+        "progress": 1.0,
+        "error": "",
+        "finished_at": now,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    connection = connections[router.db_for_write(Generation, instance=gen)]
     try:
-        with _removed_on_error(gen, rows), transaction.atomic():
-            done = gen._update_if(
-                [Generation.Status.RUNNING],
-                status=Generation.Status.COMPLETED,
-                progress=1.0,
-                error="",
-                finished_at=timezone.now(),
-                lease_until=None,
-            )
-            if done:
-                _insert(rows)
+        with _removed_on_error(gen, rows):
+            if connection.vendor == "postgresql":
+                # One statement, atomic by itself; inside a caller's transaction a savepoint
+                # keeps that transaction usable after a conflict.
+                with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                    done = _complete_with_rows(connection, gen, completion, rows)
+            else:
+                with transaction.atomic():
+                    done = gen._update_if([Generation.Status.RUNNING], **completion)
+                    if done:
+                        _insert(rows)
     except IntegrityError:
         # Rows stored by another path (an older worker, meteron_sync) for this generation:
         # keep theirs and store the rest the careful way.
@@ -262,6 +273,40 @@ def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Pr
         return False
     changes.bump(gen.user_id)
     return True
+
+
+def _complete_with_rows(connection, gen: Generation, completion: dict, rows: list) -> bool:
+    """running → completed and the image rows in one statement (PostgreSQL's data-modifying
+    WITH): atomic by itself, so one round trip instead of UPDATE, INSERT and COMMIT. The rows
+    are inserted only if the UPDATE matched, i.e. the generation was still running."""
+    qn = connection.ops.quote_name
+    gfields = [Generation._meta.get_field(name) for name in completion]
+    ifields = [
+        f for f in OutputImage._meta.concrete_fields if not f.primary_key and f.name != "generation"
+    ]
+    # Typed, because a VALUES list outside an INSERT's own VALUES infers no column types.
+    one = "(" + ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in ifields) + ")"
+    fk = qn(OutputImage._meta.get_field("generation").column)
+    sql = (
+        f"WITH done AS (UPDATE {qn(Generation._meta.db_table)} SET "
+        + ", ".join(f"{qn(f.column)} = %s" for f in gfields)
+        + " WHERE id = %s AND status = %s RETURNING id) "
+        f"INSERT INTO {qn(OutputImage._meta.db_table)} "
+        f"({fk}, {', '.join(qn(f.column) for f in ifields)}) "
+        f"SELECT done.id, v.* FROM done, (VALUES {', '.join([one] * len(rows))}) AS v"
+    )
+    params = [f.get_db_prep_save(completion[f.name], connection) for f in gfields]
+    params += [gen.pk, Generation.Status.RUNNING]
+    params += [
+        f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in ifields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        done = cursor.rowcount > 0
+    if done:
+        for name, value in completion.items():
+            setattr(gen, name, value)
+    return done
 
 
 def _insert(rows: list[OutputImage]) -> None:

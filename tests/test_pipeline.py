@@ -169,3 +169,67 @@ class TestReaper:
         assert reap_generations()["requeued"] == 1
         gen.refresh_from_db()
         assert gen.status == Q.COMPLETED
+
+
+def _running(make_generation, owner, **kw) -> Generation:
+    gen = make_generation(owner, status=Q.QUEUED, options={"size": "64x64"}, **kw)
+    return Generation.claim(gen.pk, 60)
+
+
+def _outputs(n: int = 2):
+    from generator.providers.base import ImageOutput
+
+    return [ImageOutput(data=render("a fox", i, (64, 64))) for i in range(n)]
+
+
+def test_completion_stores_every_image_row_with_the_status_in_one_step(owner, make_generation):
+    from generator.outputs import store_and_complete
+
+    gen = _running(make_generation, owner)
+    assert store_and_complete(gen, _outputs(2), get_provider("local"))
+    assert gen.status == Q.COMPLETED  # the object too, not only the row
+    gen.refresh_from_db()
+    assert (gen.status, gen.progress, gen.lease_until) == (Q.COMPLETED, 1.0, None)
+    rows = list(gen.images.order_by("index"))
+    assert [(r.index, r.width, r.height, r.content_type) for r in rows] == [
+        (0, 64, 64, "image/png"),
+        (1, 64, 64, "image/png"),
+    ]
+    assert all(r.thumbnail_bytes and r.created_at and len(r.sha256) == 64 for r in rows)
+    assert all(default_storage.exists(r.file.name) for r in rows)
+
+
+def test_a_generation_canceled_while_the_provider_worked_keeps_nothing(owner, make_generation):
+    from generator.outputs import store_and_complete
+
+    gen = _running(make_generation, owner)
+    Generation.objects.get(pk=gen.pk).cancel("Canceled by its owner.")
+    written = []
+    original = default_storage.save
+
+    def save(name, content, **kw):
+        written.append(original(name, content, **kw))
+        return written[-1]
+
+    default_storage.save = save
+    try:
+        assert not store_and_complete(gen, _outputs(2), get_provider("local"))
+    finally:
+        default_storage.save = original
+    gen.refresh_from_db()
+    assert gen.status == Q.CANCELED and not gen.images.exists()
+    assert len(written) == 4 and not any(default_storage.exists(n) for n in written)
+
+
+def test_images_stored_meanwhile_by_another_path_are_kept_and_it_completes(owner, make_generation):
+    from generator.outputs import store_and_complete, store_outputs
+
+    gen = _running(make_generation, owner)
+    provider = get_provider("local")
+    store_outputs(gen, _outputs(1), provider)  # e.g. an older worker stored image 0
+    first = gen.images.get()
+    assert store_and_complete(gen, _outputs(2), provider)
+    gen.refresh_from_db()
+    assert gen.status == Q.COMPLETED
+    assert [i.index for i in gen.images.order_by("index")] == [0, 1]
+    assert gen.images.get(index=0).file.name == first.file.name
