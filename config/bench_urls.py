@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from gallery import views as gallery_views
+from generator import changes
 from generator.models import AIModel
 
 
@@ -22,5 +24,18 @@ def trivial(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"ok {request.user.public_id} {models}\n", content_type="text/plain")
 
 
+@login_required
+@require_GET
+def gallery_after_change(request: HttpRequest) -> HttpResponse:
+    """The gallery as it is made right after one of the user's generations changed: the
+    user's change counter is moved first, so no kept page is served (for a row of figures
+    with no target: what a user who is generating all the time gets)."""
+    changes.bump(request.user.pk)
+    return gallery_views.gallery(request)
+
+
 app_name = "bench"
-urlpatterns = [path("trivial/", trivial, name="trivial")]
+urlpatterns = [
+    path("trivial/", trivial, name="trivial"),
+    path("gallery-after-change/", gallery_after_change, name="gallery_after_change"),
+]

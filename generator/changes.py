@@ -1,7 +1,8 @@
 """A per-user change counter in the cache, for data derived from a user's whole history.
 
 Bumped whenever one of the user's generations is created, changes status or is deleted
-(Generation.claim / Generation._transition / post_save / post_delete). Readers keep derived
+(Generation.claim / Generation._transition / post_save / post_delete); a second, slower
+counter (history_key) only when one is deleted, starred or edited. Readers keep derived
 figures — the gallery's status counts, a COUNT over up to 100,000+ rows — next to the version
 they were computed at, and recompute only when it moved. Bulk writes that send no signals
 (bulk_create, QuerySet.update of status) are caught by the entries' time limit.
@@ -58,27 +59,53 @@ def cached_for_user(
     (seconds; 0 keeps it not at all), e.g. for values that embed expiring URLs. `depends`
     names other counters (see bump_key) the value is derived from, e.g. the model catalogue;
     they are read in the same round trip."""
-    vkey = _version_key(user_id)
-    dkey = f"userderived:{user_id}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"
-    counters = [vkey, *depends]
-    found = cache.get_many([*counters, dkey])
+    return cached(derived_key(user_id, name), [_version_key(user_id), *depends], compute, max_age)
+
+
+def cached(
+    key: str,
+    counters: Sequence[str],
+    compute: Callable[[], Any],
+    max_age: Callable[[Any], int] | None = None,
+) -> Any:
+    """compute(), or the value cached at `key` if none of `counters` moved since it was
+    computed (one round trip on a hit)."""
+    found = cache.get_many([*counters, key])
     versions = []
-    for key in counters:
-        version = found.get(key)
+    for counter in counters:
+        version = found.get(counter)
         if version is None:
             version = time.time_ns()
-            if not cache.add(key, version, None):
-                version = cache.get(key, version)
+            if not cache.add(counter, version, None):
+                version = cache.get(counter, version)
         versions.append(version)
-    version = versions[0] if not depends else tuple(versions)
-    entry = found.get(dkey)
+    version = versions[0] if len(versions) == 1 else tuple(versions)
+    entry = found.get(key)
     if entry is not None and entry[0] == version:
         return entry[1]
     value = compute()
     timeout = MAX_AGE if max_age is None else min(MAX_AGE, max_age(value))
     if timeout > 0:
-        cache.set(dkey, (version, value), timeout)
+        cache.set(key, (version, value), timeout)
     return value
+
+
+def derived_key(user_id: int, name: str) -> str:
+    return f"userderived:{user_id}:{hashlib.sha256(name.encode()).hexdigest()[:24]}"
+
+
+def history_key(user_id: int) -> str:
+    """A second per-user counter that moves only when a row changes in a way other than a
+    status change: deleted, starred, edited in the admin. Figures over settled rows (final,
+    and so never changing status again) depend on it instead of on every change."""
+    return f"userhistory:{user_id}"
+
+
+def bump_history(user_id: int | None) -> None:
+    if user_id is None:
+        return
+    bump_key(_version_key(user_id))
+    bump_key(history_key(user_id))
 
 
 def bump_key(key: str) -> None:
@@ -100,6 +127,15 @@ def bump_key(key: str) -> None:
 
 
 @receiver(post_save, sender="generator.Generation", dispatch_uid="userchanges_save")
+def _generation_saved(sender, instance, created=False, **kwargs) -> None:
+    # A new row is not settled yet (see history_key); a saved existing row may have been
+    # edited in any field (the admin's change form).
+    if created:
+        bump(instance.user_id)
+    else:
+        bump_history(instance.user_id)
+
+
 @receiver(post_delete, sender="generator.Generation", dispatch_uid="userchanges_delete")
-def _generation_written(sender, instance, **kwargs) -> None:
-    bump(instance.user_id)
+def _generation_deleted(sender, instance, **kwargs) -> None:
+    bump_history(instance.user_id)

@@ -277,6 +277,8 @@ class Generation(models.Model):
                 name="gen_user_model_status_created",
             ),
             models.Index(fields=["status", "lease_until"], name="gen_status_lease"),
+            # The gallery's counts of what finished today (gallery.views.user_status_counts).
+            models.Index(fields=["user", "finished_at"], name="gen_user_finished"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -157,3 +157,53 @@ def test_a_kept_card_never_outlives_its_presigned_urls(owner, make_generation, s
     time.sleep(1.1)
     _, later = cards.render_cards([gen])
     assert later < max_age
+
+
+def _counts(client, url: str = "/gallery/") -> dict[str, int]:
+    return {c["value"]: c["count"] for c in client.get(url).context["status_counts"]}
+
+
+def _truth(user, **filters) -> dict[str, int]:
+    counts = Generation.objects.for_user(user).filter(**filters).status_counts()
+    return {**counts, "": sum(counts.values())}
+
+
+@pytest.mark.django_db
+def test_status_counts_stay_exact_while_the_settled_history_is_kept(
+    owner_client, owner, make_generation
+):
+    """The counts of rows settled before today are kept apart from today's: whatever changes,
+    the figures shown are the ones a full COUNT gives."""
+    from django.utils import timezone
+
+    S = Generation.Status
+    old = timezone.now() - timedelta(days=3)
+    settled = [make_generation(owner, status=s) for s in (S.COMPLETED,) * 3 + (S.FAILED,)]
+    overnight = make_generation(owner, status=S.RUNNING, prompt="started two days ago")
+    Generation.objects.filter(pk__in=[g.pk for g in settled]).update(
+        created_at=old, finished_at=old
+    )
+    Generation.objects.filter(pk=overnight.pk).update(created_at=old + timedelta(days=1))
+    make_generation(owner, status=S.QUEUED, prompt="made today")
+    cache.clear()  # the rows above were moved in time without signals
+    assert _counts(owner_client) == _truth(owner)
+    assert _counts(owner_client)["completed"] == 3
+
+    # A row from before today finishes now: it was and stays among today's figures.
+    Generation.objects.get(pk=overnight.pk).complete()
+    assert _counts(owner_client) == _truth(owner) and _truth(owner)["completed"] == 4
+
+    # A new generation moves the user's counter, not the settled counts: one COUNT, of today.
+    make_generation(owner, status=S.QUEUED)
+    with CaptureQueriesContext(connection) as ctx:
+        shown = _counts(owner_client)
+    assert shown == _truth(owner)
+    assert sum("COUNT(" in q["sql"] for q in ctx.captured_queries) == 1
+
+    # Deleting or starring a settled row changes the settled counts.
+    settled[0].delete()
+    assert _counts(owner_client) == _truth(owner) and _truth(owner)["completed"] == 3
+    assert _counts(owner_client, "/gallery/?starred=1")[""] == 0
+    owner_client.post(f"/gallery/{settled[1].public_id}/star/", HTTP_X_REQUESTED_WITH="fetch")
+    assert _counts(owner_client, "/gallery/?starred=1") == _truth(owner, favorite=True)
+    assert _truth(owner, favorite=True)["completed"] == 1

@@ -90,7 +90,7 @@ def test_a_deep_gallery_page_costs_the_same_queries_as_page_one(
 
 
 @pytest.mark.django_db
-def test_after_a_change_only_the_page_query_and_the_counts_run_again(
+def test_after_a_change_only_the_page_query_and_todays_counts_run_again(
     owner_client, owner, local_model, make_generation
 ):
     _history(owner, local_model, PAGE * 2)
@@ -101,10 +101,13 @@ def test_after_a_change_only_the_page_query_and_the_counts_run_again(
         response = owner_client.get(url)
     sql = [q["sql"] for q in ctx.captured_queries]
     assert response.context["page"][0].prompt == "a new fox"
-    # Session, user, the page and the status counts; the other cards' HTML is cached, so no
-    # images are loaded for them, and the model list is cached too. The new card's images: +1.
-    assert len(sql) == cold - 1, sql
+    # Session, user, the page and the counts of today's rows; the other cards' HTML is cached,
+    # so no images are loaded for them, and the model list and the counts of the rows settled
+    # before today are cached too. The new card's images: +1.
+    assert len(sql) == cold - 2, sql
     assert sum("generator_outputimage" in q for q in sql) == 1
+    (counts,) = [q for q in sql if "COUNT(" in q]
+    assert '"finished_at" >=' in counts and '"created_at" >=' in counts
 
 
 @pytest.mark.django_db
