@@ -89,7 +89,7 @@ def _images_of(gens: Sequence[Generation]) -> dict[int, list[OutputImage]]:
     by_id = {gen.pk: gen for gen in gens}
     found: dict[int, list[OutputImage]] = {}
     for img in OutputImage.objects.filter(generation__in=list(by_id)).order_by(
-        "generation", "index"
+        "generation_id", "index"
     ):
         img.generation = by_id[img.generation_id]
         found.setdefault(img.generation_id, []).append(img)

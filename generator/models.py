@@ -483,7 +483,9 @@ class OutputImage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ("generation", "index")
+        # By the column, not the relation: "generation" would join generations to order by
+        # their own Meta.ordering (created_at), on every images query.
+        ordering = ("generation_id", "index")
         constraints = [
             models.UniqueConstraint(fields=["generation", "index"], name="image_unique_index")
         ]

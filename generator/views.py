@@ -5,7 +5,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from gallery.views import get_generation_for_user
 from generator import actions, limits
@@ -120,6 +120,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def card(request: HttpRequest, public_id: str) -> HttpResponse:
-    """One generation's card, re-fetched by the page while the generation is not final."""
-    gen = get_generation_for_user(request, public_id)
+    """One generation's card, re-fetched by the page while the generation is not final:
+    the one row with what a card shows (a finished card then loads its images, if any)."""
+    gen = get_object_or_404(
+        Generation.objects.select_related("model").only(*CARD_FIELDS),
+        public_id=public_id,
+        user=request.user,
+    )
     return HttpResponse(render_card(gen))

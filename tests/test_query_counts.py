@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -178,3 +179,29 @@ def test_cached_status_counts_follow_every_change_of_the_users_generations(
     assert _status_counts(owner_client)["completed"] == 1
     running.delete()  # deleted: post_delete
     assert _status_counts(owner_client)["failed"] == 0
+
+
+@pytest.mark.django_db
+def test_the_prompt_page_and_the_staff_lists_cost_the_same_with_more_rows(
+    owner_client, owner, staff, local_model
+):
+    """No N+1 beside the gallery: the recent cards on the prompt page and the admin's
+    generation list load their models, users and images in a fixed number of queries."""
+    pages = ["/", "/admin/generator/generation/", "/admin/generator/outputimage/"]
+    staff_client = Client()
+    staff_client.force_login(staff)
+    _history(owner, local_model, 2)
+
+    def counts() -> list[int]:
+        cache.clear()
+        found = []
+        for url in pages:
+            client = owner_client if url == "/" else staff_client
+            with CaptureQueriesContext(connection) as ctx:
+                assert client.get(url).status_code == 200, url
+            found.append(len(ctx.captured_queries))
+        return found
+
+    few = counts()
+    _history(owner, local_model, 30, images_per=3, days_ago=1)
+    assert counts() == few
