@@ -122,7 +122,9 @@ def _ms(value: str) -> float:
     return {"us": n / 1000, "ms": n, "s": n * 1000, "m": n * 60000}[unit]
 
 
-def run_wrk(url: str, cookie: str, seconds: float, connections: int, lua: Path | None) -> dict:
+def run_wrk(
+    url: str, cookie: str, seconds: float, connections: int, lua: Path | None, headers=()
+) -> dict:
     cmd = [
         "wrk",
         "-t1",
@@ -134,6 +136,8 @@ def run_wrk(url: str, cookie: str, seconds: float, connections: int, lua: Path |
         "-H",
         f"Cookie: {cookie}",
     ]
+    for header in headers:
+        cmd += ["-H", header]
     if lua:
         cmd += ["-s", str(lua)]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
@@ -148,13 +152,16 @@ def run_wrk(url: str, cookie: str, seconds: float, connections: int, lua: Path |
     return {"rps": rps, "p50": p50, "p99": p99, "errors": n_err, "tool": "wrk"}
 
 
-def run_python(url: str, cookie: str, seconds: float, connections: int, post: str = "") -> dict:
+def run_python(
+    url: str, cookie: str, seconds: float, connections: int, post: str = "", headers=()
+) -> dict:
     """Fallback client: keep-alive connections in threads; fine for smoke mode."""
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
+    extra = list(headers)
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -166,7 +173,7 @@ def run_python(url: str, cookie: str, seconds: float, connections: int, post: st
         while time.monotonic() < end:
             t = time.perf_counter()
             try:
-                headers = {"Cookie": cookie}
+                headers = {"Cookie": cookie, **dict(h.split(": ", 1) for h in extra)}
                 if post:
                     with lock:
                         counter[0] += 1
@@ -457,25 +464,41 @@ class Bench:
             f'  local body = string.gsub("{post_body}", "KEY", "w" .. tag .. "n" .. n)\n'
             "  return wrk.format(nil, nil, nil, body)\nend\n"
         )
+        card_url = self.running_card()
+        card_etag = ""
         steps = {
             **urls,
             "gallery page 1 after a change": "/bench/gallery-after-change/",
+            "card poll": card_url,
+            "card poll, unchanged": card_url,
             "submission (POST /)": "/",
         }
-        for url in steps.values():  # warm both workers, and check every page answers
+        # The submissions and the running card are the other user's (see sessions()).
+        own = {"submission (POST /)", "card poll", "card poll, unchanged"}
+        for name, url in steps.items():  # warm both workers, and check every page answers
+            cookie = self.post_cookie if name in own else self.cookie
             for _ in range(4):
-                req = urllib.request.Request(base + url, headers={"Cookie": self.cookie})
+                req = urllib.request.Request(base + url, headers={"Cookie": cookie})
                 if url == "/":
                     break
-                assert urllib.request.urlopen(req, timeout=30).status == 200
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    assert resp.status == 200
+                    card_etag = resp.headers.get("ETag") or card_etag
         results: dict[str, list[dict]] = {name: [] for name in steps}
         for r in range(a.rounds):
             for name, url in steps.items():
                 post = name.startswith("submission")
-                cookie = self.post_cookie if post else self.cookie
+                cookie = self.post_cookie if name in own else self.cookie
+                # What the browser sends when it asks again for a card it holds.
+                headers = [f"If-None-Match: {card_etag}"] if name.endswith("unchanged") else []
                 if use_wrk:
                     res = run_wrk(
-                        base + url, cookie, a.duration, a.connections, lua if post else None
+                        base + url,
+                        cookie,
+                        a.duration,
+                        a.connections,
+                        lua if post else None,
+                        headers,
                     )
                 else:
                     res = run_python(
@@ -484,6 +507,7 @@ class Bench:
                         a.duration,
                         a.connections,
                         post_body if post else "",
+                        headers,
                     )
                 self.log(
                     f"round {r + 1} {name}: {res['rps']:.1f} req/s p50 {res['p50']:.1f} ms "
@@ -552,6 +576,21 @@ class Bench:
                 "ok": fresh["errors"] == 0,
             }
         )
+        for name, what in (
+            ("card poll", "card poll, one running card (200, rendered)"),
+            ("card poll, unchanged", "card poll, nothing changed since the last (304)"),
+        ):
+            m = med[name]
+            self.rows.append(
+                {
+                    "measure": what,
+                    "value": f"{m['rps']:.0f} req/s, p99 {m['p99']:.1f} ms",
+                    "baseline": f"{triv['rps']:.0f} req/s",
+                    "ratio": f"{m['rps'] / triv['rps']:.2f}×",
+                    "target": "none (the capacity model's poll cost)",
+                    "ok": m["errors"] == 0,
+                }
+            )
         sub = med["submission (POST /)"]
         self.rows.append(
             {
@@ -570,6 +609,28 @@ class Bench:
         if made == 0:
             self.rows[-1]["ok"] = False
         stop(self.gunicorn)
+
+    def running_card(self) -> str:
+        """The card URL of a generation of the other user's that stays running (no worker
+        runs during the web steps): what a page polls every second while it works."""
+        from django.urls import reverse
+        from django.utils import timezone
+
+        from generator.models import AIModel, Generation
+
+        model = AIModel.objects.get(slug="bench-instant")
+        gen = Generation.objects.create(
+            user=self.other,
+            model=model,
+            provider=model.provider,
+            prompt="bench: a card polled while it runs",
+            options={"size": "64x64"},
+            status=Generation.Status.RUNNING,
+            started_at=timezone.now(),
+            progress=0.5,
+            tag_sent=self.other.public_id,
+        )
+        return reverse("generator:card", args=[gen.public_id])
 
     # --- Celery ---------------------------------------------------------------------------
     def purge(self) -> None:

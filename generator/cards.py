@@ -67,10 +67,15 @@ def template_version(*names: str) -> str:
     return digest.hexdigest()[:10]
 
 
-def _cache_key(gen: Generation, filter_query: str) -> str:
+def card_version(gen: Generation, filter_query: str = "") -> str:
+    """Names what a card shows: it changes with the row (`updated_at` moves on every write
+    through the model; the fields a card shows are named too, for a QuerySet.update() that
+    did not move it), the model's name, the filter the detail link carries, the time zone, the
+    storage and the card template."""
     varies = "|".join(
         [
             gen.updated_at.isoformat(),
+            f"{gen.status}:{gen.progress}:{gen.favorite}:{gen.started_at}:{gen.error}",
             gen.model.name,
             filter_query,
             timezone.get_current_timezone_name(),
@@ -78,7 +83,11 @@ def _cache_key(gen: Generation, filter_query: str) -> str:
         ]
     )
     digest = hashlib.sha256(varies.encode()).hexdigest()[:24]
-    return f"card:v2:{template_version(CARD_TEMPLATE)}:{gen.pk}:{digest}"
+    return f"{template_version(CARD_TEMPLATE)}:{gen.pk}:{digest}"
+
+
+def _cache_key(gen: Generation, filter_query: str) -> str:
+    return f"card:v2:{card_version(gen, filter_query)}"
 
 
 def _images_of(gens: Sequence[Generation]) -> dict[int, list[OutputImage]]:

@@ -6,11 +6,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import get_conditional_response
+from django.utils.http import quote_etag
 
 from gallery.views import get_generation_for_user
 from generator import actions, limits
 from generator.cards import FIELDS as CARD_FIELDS
-from generator.cards import render_card, render_cards
+from generator.cards import card_version, render_card, render_cards
 from generator.forms import GenerationForm, fill_template, template_names
 from generator.models import AIModel, Generation
 
@@ -121,10 +123,26 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def card(request: HttpRequest, public_id: str) -> HttpResponse:
     """One generation's card, re-fetched by the page while the generation is not final:
-    the one row with what a card shows (a finished card then loads its images, if any)."""
+    the one row with what a card shows (a finished card then loads its images, if any).
+
+    The card of a generation still at work carries an ETag of the row's state, and the
+    browser asks again with it (`no-cache`): most polls find nothing changed since the last
+    second and get a 304 without the card being rendered. A finished card has none, as its
+    presigned image URLs expire; the page stops polling it anyway.
+    """
     gen = get_object_or_404(
         Generation.objects.select_related("model").only(*CARD_FIELDS),
         public_id=public_id,
         user=request.user,
     )
-    return HttpResponse(render_card(gen))
+    etag = None
+    if not gen.is_final:
+        etag = quote_etag(card_version(gen))
+        not_modified = get_conditional_response(request, etag=etag)
+        if not_modified is not None:
+            return not_modified
+    response = HttpResponse(render_card(gen))
+    if etag:
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-cache"
+    return response

@@ -207,3 +207,27 @@ def test_status_counts_stay_exact_while_the_settled_history_is_kept(
     owner_client.post(f"/gallery/{settled[1].public_id}/star/", HTTP_X_REQUESTED_WITH="fetch")
     assert _counts(owner_client, "/gallery/?starred=1") == _truth(owner, favorite=True)
     assert _truth(owner, favorite=True)["completed"] == 1
+
+
+@pytest.mark.django_db
+def test_a_running_card_polled_again_unchanged_is_a_304_and_changed_is_fresh(
+    owner_client, owner, stranger, make_generation
+):
+    gen = make_generation(owner, status=Generation.Status.RUNNING, progress=0.2)
+    url = f"/g/{gen.public_id}/card/"
+    first = owner_client.get(url)
+    etag = first["ETag"]
+    assert first.status_code == 200 and first["Cache-Control"] == "private, no-cache"
+    again = owner_client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again.content == b""
+    # Another user asking with the same tag gets a 404, not a 304.
+    other = Client()
+    other.force_login(stranger)
+    assert other.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 404
+    Generation.objects.filter(pk=gen.pk).update(progress=0.7)  # even without updated_at
+    moved = owner_client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert moved.status_code == 200 and 'value="70"' in moved.content.decode()
+    Generation.objects.get(pk=gen.pk).complete()
+    done = owner_client.get(url, HTTP_IF_NONE_MATCH=moved["ETag"])
+    assert done.status_code == 200 and 'data-status="completed"' in done.content.decode()
+    assert not done.has_header("ETag")  # a finished card's image URLs expire: never a 304
