@@ -208,3 +208,46 @@ def test_the_login_page_passes_the_accessibility_check(live_server, page, db):
     axe_check(page, "login")
     page.set_viewport_size({"width": 375, "height": 740})  # a phone
     shot(page, "studio-08-login-phone")
+
+
+def test_a_polled_card_that_did_not_change_is_a_304_and_still_updates_when_it_does(
+    live_server, page, painter, local_model, monkeypatch
+):
+    """Chromium sends the card's ETag back on its next poll; the server answers 304 without
+    rendering, the browser hands the script the card it holds, and the card still moves as
+    soon as the row does."""
+    from django.utils import timezone
+
+    from generator import views
+
+    answered = []
+    original = views.get_conditional_response
+
+    def counting(request, **kwargs):
+        response = original(request, **kwargs)
+        answered.append(request.headers.get("If-None-Match") and response is not None)
+        return response
+
+    monkeypatch.setattr(views, "get_conditional_response", counting)
+    gen = Generation.objects.create(
+        user=painter,
+        model=local_model,
+        provider=local_model.provider,
+        prompt="a fox polled while it runs",
+        status=Generation.Status.RUNNING,
+        started_at=timezone.now(),
+        progress=0.2,
+        tag_sent=painter.public_id,
+    )
+    log_in(page, live_server.url)
+    card = page.locator(f"#gen-{gen.public_id}")
+    card.locator('progress[value="20"]').wait_for()
+    for _ in range(60):  # polls come once a second; the second one can be a 304
+        if any(answered):
+            break
+        page.wait_for_timeout(250)
+    assert any(answered), answered  # a poll of the unchanged row was answered 304
+    Generation.objects.filter(pk=gen.pk).update(progress=0.7)
+    card.locator('progress[value="70"]').wait_for(timeout=10_000)
+    Generation.objects.get(pk=gen.pk).complete()
+    page.locator(f'#gen-{gen.public_id}[data-status="completed"]').wait_for(timeout=10_000)
