@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import (
     FileResponse,
     Http404,
@@ -35,13 +35,14 @@ from generator.cards import FIELDS as CARD_FIELDS
 from generator.models import Generation, OutputImage
 
 
-def get_generation_for_user(request: HttpRequest, public_id: str) -> Generation:
-    """The one ownership check: another user's generation is a 404, never a 403."""
-    return get_object_or_404(
-        Generation.objects.select_related("model").prefetch_related("images"),
-        public_id=public_id,
-        user=request.user,
-    )
+def get_generation_for_user(
+    request: HttpRequest, public_id: str, queryset: QuerySet[Generation] | None = None
+) -> Generation:
+    """The one ownership check: another user's generation is a 404, never a 403. `queryset`
+    narrows what is loaded (by default the row with its model and images)."""
+    if queryset is None:
+        queryset = Generation.objects.select_related("model").prefetch_related("images")
+    return get_object_or_404(queryset, public_id=public_id, user=request.user)
 
 
 # Names the shape of what _gallery_page() returns: bump it when that changes, so pages cached

@@ -79,7 +79,7 @@ def cached(
             if not cache.add(counter, version, None):
                 version = cache.get(counter, version)
         versions.append(version)
-    version = versions[0] if len(versions) == 1 else tuple(versions)
+    version = tuple(versions)
     entry = found.get(key)
     if entry is not None and entry[0] == version:
         return entry[1]

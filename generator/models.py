@@ -313,14 +313,23 @@ class Generation(models.Model):
 
     def _update_if(self, from_statuses, **changes) -> bool:
         """The conditional UPDATE behind every status change, without the change-counter bump
-        (for a caller that makes it part of a larger transaction and bumps after it).
+        (for a caller that makes it part of a larger transaction and bumps after it)."""
+        changes.setdefault("updated_at", timezone.now())
+        connection = connections[router.db_for_write(Generation, instance=self)]
+        sql, params = self._update_statement(connection, from_statuses, changes)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            updated = cursor.rowcount
+        if updated:
+            self._remember(changes)
+        return bool(updated)
+
+    def _update_statement(self, connection, from_statuses, changes: dict) -> tuple[str, list]:
+        """`UPDATE … SET changes WHERE id = self AND status IN from_statuses`, and its params.
 
         Plain SQL from the fields' own conversions: the ORM's update() compiled the same
         statement at several times the cost of running it, on every step of every generation.
         """
-        changes.setdefault("updated_at", timezone.now())
-        db = router.db_for_write(Generation, instance=self)
-        connection = connections[db]
         qn = connection.ops.quote_name
         fields = [self._meta.get_field(name) for name in changes]
         statuses = list(from_statuses)
@@ -330,13 +339,12 @@ class Generation(models.Model):
             + f" WHERE id = %s AND status IN ({', '.join(['%s'] * len(statuses))})"
         )
         params = [f.get_db_prep_save(changes[f.name], connection) for f in fields]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, self.pk, *statuses])
-            updated = cursor.rowcount
-        if updated:
-            for field, value in changes.items():
-                setattr(self, field, value)
-        return bool(updated)
+        return sql, [*params, self.pk, *statuses]
+
+    def _remember(self, changes: dict) -> None:
+        """What an UPDATE that matched wrote, on this object too."""
+        for field, value in changes.items():
+            setattr(self, field, value)
 
     def _transition(self, from_statuses, **changes) -> bool:
         done = self._update_if(from_statuses, **changes)
@@ -419,15 +427,21 @@ class Generation(models.Model):
             **changes,
         )
 
+    @classmethod
+    def completion(cls) -> dict[str, Any]:
+        """The fields a completion writes (complete(), outputs.store_and_complete)."""
+        now = timezone.now()
+        return {
+            "status": cls.Status.COMPLETED,
+            "progress": 1.0,
+            "error": "",
+            "finished_at": now,
+            "lease_until": None,
+            "updated_at": now,
+        }
+
     def complete(self) -> bool:
-        return self._transition(
-            self.ACTIVE,
-            status=self.Status.COMPLETED,
-            progress=1.0,
-            error="",
-            finished_at=timezone.now(),
-            lease_until=None,
-        )
+        return self._transition(self.ACTIVE, **self.completion())
 
     def fail(self, reason: str) -> bool:
         done = self._transition(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connections, router, transaction
-from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generator import changes
@@ -238,15 +237,7 @@ def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Pr
     """
     checked = check_outputs(outputs, provider)
     rows = _write_files(gen, checked)
-    now = timezone.now()
-    completion = {
-        "status": Generation.Status.COMPLETED,
-        "progress": 1.0,
-        "error": "",
-        "finished_at": now,
-        "lease_until": None,
-        "updated_at": now,
-    }
+    completion = Generation.completion()
     connection = connections[router.db_for_write(Generation, instance=gen)]
     try:
         with _removed_on_error(gen, rows):
@@ -279,50 +270,41 @@ def _complete_with_rows(connection, gen: Generation, completion: dict, rows: lis
     """running → completed and the image rows in one statement (PostgreSQL's data-modifying
     WITH): atomic by itself, so one round trip instead of UPDATE, INSERT and COMMIT. The rows
     are inserted only if the UPDATE matched, i.e. the generation was still running."""
-    qn = connection.ops.quote_name
-    gfields = [Generation._meta.get_field(name) for name in completion]
-    ifields = [
-        f for f in OutputImage._meta.concrete_fields if not f.primary_key and f.name != "generation"
-    ]
-    # Typed, because a VALUES list outside an INSERT's own VALUES infers no column types.
-    one = "(" + ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in ifields) + ")"
-    fk = qn(OutputImage._meta.get_field("generation").column)
-    sql = (
-        f"WITH done AS (UPDATE {qn(Generation._meta.db_table)} SET "
-        + ", ".join(f"{qn(f.column)} = %s" for f in gfields)
-        + " WHERE id = %s AND status = %s RETURNING id) "
-        f"INSERT INTO {qn(OutputImage._meta.db_table)} "
-        f"({fk}, {', '.join(qn(f.column) for f in ifields)}) "
-        f"SELECT done.id, v.* FROM done, (VALUES {', '.join([one] * len(rows))}) AS v"
+    update, update_params = gen._update_statement(
+        connection, [Generation.Status.RUNNING], completion
     )
-    params = [f.get_db_prep_save(completion[f.name], connection) for f in gfields]
-    params += [gen.pk, Generation.Status.RUNNING]
-    params += [
-        f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in ifields
-    ]
+    # Typed, because a VALUES list outside an INSERT's own VALUES infers no column types.
+    insert, values, params = _insert_parts(connection, rows, typed=True)
+    sql = f"WITH done AS ({update} RETURNING id) {insert} SELECT v.* FROM done, ({values}) AS v"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*update_params, *params])
         done = cursor.rowcount > 0
     if done:
-        for name, value in completion.items():
-            setattr(gen, name, value)
+        gen._remember(completion)
     return done
 
 
 def _insert(rows: list[OutputImage]) -> None:
-    """What bulk_create does for these rows (their fields' own pre_save and conversions), as
-    one plain INSERT: compiling the ORM's query cost more than running it. No pks are set."""
+    """What bulk_create does for these rows, as one plain INSERT: compiling the ORM's query
+    cost more than running it. No pks are set."""
     connection = connections[router.db_for_write(OutputImage)]
+    insert, values, params = _insert_parts(connection, rows)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{insert} {values}", params)
+
+
+def _insert_parts(connection, rows: list[OutputImage], typed: bool = False):
+    """`INSERT INTO images (columns)`, `VALUES (…), (…)` and the params, from the fields' own
+    pre_save and conversions. `typed` casts each value to its column's type."""
     qn = connection.ops.quote_name
     fields = [f for f in OutputImage._meta.concrete_fields if not f.primary_key]
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f"INSERT INTO {qn(OutputImage._meta.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) VALUES {', '.join([one] * len(rows))}"
+    marks = [f"CAST(%s AS {f.db_type(connection)})" if typed else "%s" for f in fields]
+    one = f"({', '.join(marks)})"
+    insert = (
+        f"INSERT INTO {qn(OutputImage._meta.db_table)} ({', '.join(qn(f.column) for f in fields)})"
     )
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return insert, f"VALUES {', '.join([one] * len(rows))}", params
 
 
 def _remove_files(rows: list[OutputImage]) -> None:

@@ -5,7 +5,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
@@ -130,10 +130,8 @@ def card(request: HttpRequest, public_id: str) -> HttpResponse:
     second and get a 304 without the card being rendered. A finished card has none, as its
     presigned image URLs expire; the page stops polling it anyway.
     """
-    gen = get_object_or_404(
-        Generation.objects.select_related("model").only(*CARD_FIELDS),
-        public_id=public_id,
-        user=request.user,
+    gen = get_generation_for_user(
+        request, public_id, Generation.objects.select_related("model").only(*CARD_FIELDS)
     )
     etag = None
     if not gen.is_final:
