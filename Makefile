@@ -63,6 +63,7 @@ audit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	EASEL_ALLOW_DEV_SECRET=1 $(VENV)/bin/lint-imports
 
 clean:
 	rm -rf var test-artifacts

@@ -351,7 +351,7 @@ class Bench:
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
 
-        from generator import changes
+        from generator import counters
 
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(self.heavy)
@@ -367,7 +367,7 @@ class Bench:
             client.get(url)  # seen once in this cache, then:
             for state in ("cold", "seen", "changed"):
                 if state == "changed":
-                    changes.bump(self.heavy.pk)
+                    counters.bump_user(self.heavy.pk)
                 with empty_cache() if state == "cold" else nullcontext():
                     with CaptureQueriesContext(connection) as ctx:
                         response = client.get(url)
@@ -847,7 +847,7 @@ class Bench:
         temporary folder, so the per-object storage receivers have nothing to do."""
         from django.db import router
 
-        from generator import changes
+        from generator import counters
         from generator.models import Generation
 
         rows = Generation.objects.filter(pk__gt=self.start_pk)
@@ -860,8 +860,8 @@ class Bench:
             elif rel.one_to_many or rel.one_to_one:
                 rel.related_model.objects.filter(**{f"{rel.field.name}__in": rows})._raw_delete(db)
         rows._raw_delete(db)
-        changes.bump(self.heavy.pk)
-        changes.bump(self.other.pk)
+        counters.bump_user(self.heavy.pk)
+        counters.bump_user(self.other.pk)
 
     # --- report ---------------------------------------------------------------------------
     def machine(self) -> str:

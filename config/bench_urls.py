@@ -13,7 +13,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from gallery import views as gallery_views
-from generator import changes
+from generator import counters
 from generator.models import AIModel
 
 
@@ -30,7 +30,7 @@ def gallery_after_change(request: HttpRequest) -> HttpResponse:
     """The gallery as it is made right after one of the user's generations changed: the
     user's change counter is moved first, so no kept page is served (for a row of figures
     with no target: what a user who is generating all the time gets)."""
-    changes.bump(request.user.pk)
+    counters.bump_user(request.user.pk)
     return gallery_views.gallery(request)
 
 

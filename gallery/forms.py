@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone as djtz
 from django.utils.functional import cached_property
 
-from generator import changes
+from generator import counters
 from generator.models import AIModel, Generation
 
 MAX_PAGE_SIZE = 200
@@ -38,7 +38,7 @@ def read_cursor(value: str) -> tuple[str, datetime, int]:
 
 DIRECTORY_KEY = "gallery:model-directory:v1"
 # Moves whenever a model is saved or deleted: cached gallery pages show the models' names in
-# their filter, so they depend on it (generator.changes.cached_for_user(depends=…)).
+# their filter, so they depend on it (generator.counters.cached_for_user(depends=…)).
 MODELS_VERSION_KEY = "gallery:models-version"
 
 
@@ -54,7 +54,7 @@ def model_directory() -> dict[str, AIModel]:
 
 def forget_model_directory(**kwargs) -> None:
     cache.delete(DIRECTORY_KEY)
-    changes.bump_key(MODELS_VERSION_KEY)
+    counters.bump_key(MODELS_VERSION_KEY)
 
 
 class GalleryFilterForm(forms.Form):

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery.forms import FILTER_KEYS, MODELS_VERSION_KEY, GalleryFilterForm, make_cursor
 from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
-from generator import actions, changes, limits
+from generator import actions, counters, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.models import Generation, OutputImage
@@ -69,11 +69,11 @@ def gallery(request: HttpRequest) -> HttpResponse:
 
     # Any page costs the same at any history size (keyset cursor on an index, counts cached);
     # a page seen before costs one cache round trip more than any page: its HTML is kept until
-    # one of the user's generations changes (generator/changes.py), a model is edited, or its
+    # one of the user's generations changes (generator/counters.py), a model is edited, or its
     # image URLs near expiry; a page with a generation still at work for a few seconds only
     # (generator.cards.ACTIVE_MAX_AGE). A kept page's filters were validated when it was made,
     # against the models it depends on, so they are not validated again.
-    body = changes.cached_for_user(
+    body = counters.cached_for_user(
         request.user.pk,
         f"gallery-page:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
         f"{timezone.get_current_timezone_name()}:"
@@ -155,14 +155,14 @@ def user_status_counts(user_id: int, filter_key: str, base) -> dict[str, int]:
     a user's change counter moves with every generation they make. So the history is split at
     the start of today: rows that were already final then never change status again (a final
     state is never left), and their counts are kept until one of the user's rows is deleted,
-    starred or edited (changes.history_key) or MAX_AGE passes; the rest — made today, finished
+    starred or edited (counters.history_key) or MAX_AGE passes; the rest — made today, finished
     today or still at work — are counted each time the page is made, over index ranges.
     """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     recent = Q(status__in=Generation.ACTIVE) | Q(created_at__gte=today) | Q(finished_at__gte=today)
-    settled = changes.cached(
-        changes.derived_key(user_id, f"gallery-settled-counts:{today.date()}:{filter_key}"),
-        [changes.history_key(user_id)],
+    settled = counters.cached(
+        counters.derived_key(user_id, f"gallery-settled-counts:{today.date()}:{filter_key}"),
+        [counters.history_key(user_id)],
         base.exclude(recent).status_counts,
     )
     counts = {s: settled.get(s, 0) + n for s, n in base.filter(recent).status_counts().items()}
@@ -260,9 +260,7 @@ def star(request: HttpRequest, public_id: str) -> HttpResponse:
     gen = get_generation_for_user(request, public_id)
     wanted = request.POST.get("favorite")
     favorite = (not gen.favorite) if wanted not in ("0", "1") else wanted == "1"
-    Generation.objects.filter(pk=gen.pk).update(favorite=favorite, updated_at=timezone.now())
-    # The starred filter's pages and counts, the card and the cached pages change.
-    changes.bump_history(request.user.pk)
+    gen.set_favorite(favorite)
     if request.headers.get("X-Requested-With") == "fetch":
         return JsonResponse({"favorite": favorite})
     return redirect(_back(request, reverse("gallery:detail", args=[gen.public_id])))

@@ -10,7 +10,7 @@ yet either (images are stored in the same transaction that completes a generatio
 are looked up for them.
 
 A page of cards with some still at work may be kept for ACTIVE_MAX_AGE seconds only: every
-status change makes the page anew (generator/changes.py), and what it may show stale in the
+status change makes the page anew (generator/counters.py), and what it may show stale in the
 meantime — a progress bar — is what the page's script refreshes every second anyway.
 
 The card HTML holds nothing secret and no CSRF token: its buttons post through the page's one

@@ -15,7 +15,7 @@ from django.db import connections, models, router
 from django.db.models import Q
 from django.utils import timezone
 
-from generator import changes as changes_mod
+from generator import counters
 
 
 def new_generation_id() -> str:
@@ -349,7 +349,7 @@ class Generation(models.Model):
     def _transition(self, from_statuses, **changes) -> bool:
         done = self._update_if(from_statuses, **changes)
         if done and "status" in changes:
-            changes_mod.bump(self.user_id)  # derived counts (gallery) are recomputed
+            counters.bump_user(self.user_id)  # derived counts (gallery) are recomputed
         return done
 
     @classmethod
@@ -374,7 +374,7 @@ class Generation(models.Model):
             [cls.Status.RUNNING, when, when, lease, when, pk, cls.Status.QUEUED],
         )
         if gen is not None:
-            changes_mod.bump(gen.user_id)
+            counters.bump_user(gen.user_id)
         return gen
 
     @classmethod
@@ -466,6 +466,14 @@ class Generation(models.Model):
         if done:
             self._refund(reason)
         return done
+
+    def set_favorite(self, favorite: bool) -> None:
+        """Star or unstar. Not a status change, so only the history counter moves with it
+        (the starred filter's pages, the settled counts and the card)."""
+        now = timezone.now()
+        Generation.objects.filter(pk=self.pk).update(favorite=favorite, updated_at=now)
+        self.favorite, self.updated_at = favorite, now
+        counters.bump_history(self.user_id)
 
     def _refund(self, reason: str) -> None:
         # Only the caller whose UPDATE moved the row gets here, so this runs once per

@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, connections, router, transaction
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from generator import changes
+from generator import counters
 from generator.downloads import DownloadError, download
 from generator.models import Generation, OutputImage
 from generator.providers.base import ImageOutput, Provider, ProviderError
@@ -262,7 +262,7 @@ def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Pr
     if not done:
         _remove_files(rows)
         return False
-    changes.bump(gen.user_id)
+    counters.bump_user(gen.user_id)
     return True
 
 

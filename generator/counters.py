@@ -41,7 +41,7 @@ def _redis_client(backend: RedisCache):
     return client
 
 
-def bump(user_id: int | None) -> None:
+def bump_user(user_id: int | None) -> None:
     if user_id is None:
         return
     bump_key(_version_key(user_id))
@@ -131,7 +131,7 @@ def _generation_saved(sender, instance, created=False, **kwargs) -> None:
     # A new row is not settled yet (see history_key); a saved existing row may have been
     # edited in any field (the admin's change form).
     if created:
-        bump(instance.user_id)
+        bump_user(instance.user_id)
     else:
         bump_history(instance.user_id)
 
