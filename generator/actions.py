@@ -15,13 +15,6 @@ from generator.models import AIModel, Generation
 logger = logging.getLogger(__name__)
 
 
-def tag_for(user, model: AIModel) -> str:
-    """What the provider sees as the user: the stable public id unless staff chose the e-mail."""
-    if model.tag_with == AIModel.TagWith.EMAIL:
-        return user.email
-    return user.public_id
-
-
 def dispatch(gen: Generation, *, stamped: bool = False) -> bool:
     """Send the generation to the queue. A broker that is down is not an error for the user:
     the row stays `queued` and the reaper dispatches it when the broker is back.
@@ -71,7 +64,7 @@ def submit(
         seed=seed,
         num_images=data.get("num_images") or 1,
         idempotency_key=key,
-        tag_sent=tag_for(user, model),
+        tag_sent=model.tag_for(user),
         priority=user.celery_priority,
         parent=parent,
         created_at=now,

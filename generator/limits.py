@@ -265,13 +265,12 @@ def provider_remaining(user, model: AIModel) -> int | None:
     `remaining(tag, remote_id)`). Best effort, cached briefly; None when unknown."""
     from django.core.cache import cache
 
-    from generator.actions import tag_for
     from generator.providers import get_provider_class
 
     cls = get_provider_class(model.provider)
     if cls is None or not callable(getattr(cls, "remaining", None)):
         return None
-    tag = tag_for(user, model)
+    tag = model.tag_for(user)
     key = f"provider-remaining:{model.provider}:{model.remote_id}:{tag}"
     cached = cache.get(key)
     if cached is not None:

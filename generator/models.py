@@ -100,6 +100,11 @@ class AIModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def tag_for(self, user) -> str:
+        """What the provider sees as the user: the stable public id unless staff chose the
+        e-mail."""
+        return user.email if self.tag_with == self.TagWith.EMAIL else user.public_id
+
     # Options, with the defaults a model gets when staff leave a key out.
     def option(self, key: str, default: Any = None) -> Any:
         return (self.options or {}).get(key, default)

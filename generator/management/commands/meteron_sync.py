@@ -24,7 +24,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.utils import timezone
 
-from generator.actions import tag_for
 from generator.models import AIModel, Generation
 from generator.outputs import store_outputs
 from generator.providers.base import ProviderError
@@ -84,7 +83,7 @@ class Command(BaseCommand):
         provider = MeteronProvider()
         counts: Counter[str] = Counter()
         for ai_model in models.order_by("slug"):
-            tag = tag_for(only_user, ai_model) if only_user else ""
+            tag = ai_model.tag_for(only_user) if only_user else ""
             self.stdout.write(
                 f"Listing {ai_model.slug} ({ai_model.remote_id})"
                 + (f" for {tag}" if tag else "")
@@ -165,7 +164,7 @@ class Command(BaseCommand):
             prompt=prompt_of(item),
             status=Generation.Status.RUNNING,
             provider_job_id=str(item["id"]),
-            tag_sent=str(item.get("user") or tag_for(owner, ai_model)),
+            tag_sent=str(item.get("user") or ai_model.tag_for(owner)),
             num_images=len(images),
             created_at=created_at_of(item),
             started_at=now,
