@@ -4,7 +4,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from generator.admin_views import deactivate_users, user_usage_summary
+from generator.actions import deactivate_users, usage_summary
 from generator.models import Generation, UserLimit
 
 from .models import User
@@ -70,7 +70,7 @@ class UserAdmin(DjangoUserAdmin):
     def usage_now(self, obj):
         if obj is None or obj.pk is None:
             return "—"
-        rows = [(a.model.name, a.summary()) for a in user_usage_summary(obj)]
+        rows = [(a.model.name, a.summary()) for a in usage_summary(obj)]
         if not rows:
             return "—"
         return format_html_join(mark_safe("<br>"), "<strong>{}</strong>: {}", rows)

@@ -104,7 +104,7 @@ def store_objects(seed: int) -> list[dict]:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from generator.outputs import make_thumbnail
+    from generator.imaging import make_thumbnail
     from generator.providers.local import render
 
     objects = []

@@ -177,7 +177,7 @@ def prefill(users, per_user: int) -> None:
     from django.utils import timezone
 
     from generator.models import AIModel, Generation, OutputImage
-    from generator.outputs import make_thumbnail
+    from generator.imaging import make_thumbnail
     from generator.providers.local import render
 
     model = AIModel.objects.get(slug="local-sketch")

@@ -737,7 +737,7 @@ class Bench:
             )
             for i in range(n)
         )
-        # What actions.dispatch does, in bulk: publish each task, then one UPDATE.
+        # What tasks.enqueue does, in bulk: publish each task, then one UPDATE.
         for gen in gens:
             run_generation.apply_async((gen.pk,), priority=gen.priority)
         pks = [g.pk for g in gens]

@@ -1,42 +1,27 @@
-"""Operations that span a form, the database and the task queue."""
+"""Operations that span a form, the database and the task queue: one path each, for the web
+pages, the staff console and the commands alike (saleor's "actions" shape).
+
+- submit: check limits, save, charge the ledger, enqueue after commit.
+- rerun: a new generation with another's settings (the user's Re-run/Retry and staff Retry).
+- cancel: stop a generation in Easel and at its provider (the user, staff, Delete, deactivation).
+- deactivate_users, usage_summary: what the admin's user pages do.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 
-from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from generator import limits
-from generator.models import AIModel, Generation
+from generator.models import AIModel, Generation, UsageEntry
+from generator.tasks import cancel_at_provider, enqueue
 
 logger = logging.getLogger(__name__)
-
-
-def dispatch(gen: Generation, *, stamped: bool = False) -> bool:
-    """Send the generation to the queue. A broker that is down is not an error for the user:
-    the row stays `queued` and the reaper dispatches it when the broker is back.
-
-    `stamped`: the row was saved with dispatched_at/dispatches already set (a new submission,
-    sent right after its commit), so only a failed send writes, to put them back."""
-    from generator.tasks import run_generation
-
-    try:
-        run_generation.apply_async((gen.pk,), priority=gen.priority)
-    except Exception as exc:  # kombu raises several types when the broker is unreachable
-        logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc)
-        if stamped:
-            Generation.objects.filter(pk=gen.pk, dispatches=gen.dispatches).update(
-                dispatched_at=None, dispatches=gen.dispatches - 1
-            )
-        return False
-    if not stamped:
-        Generation.objects.filter(pk=gen.pk).update(
-            dispatched_at=timezone.now(), dispatches=gen.dispatches + 1
-        )
-    return True
 
 
 def submit(
@@ -83,11 +68,11 @@ def submit(
         with transaction.atomic():
             # Where a limit applies this locks the user's row, so concurrent submissions are
             # checked and charged one by one.
-            limits.check_and_charge(user, model, gen.num_images, enforce=enforce_limits)
+            limits.lock_and_check(user, model, gen.num_images, enforce=enforce_limits)
             # A repeated key (a double-click) fails the unique constraint: no look-up first.
             gen.save()
-            limits.charge(gen)
-            transaction.on_commit(lambda: dispatch(gen, stamped=True))
+            UsageEntry.objects.charge(gen)
+            enqueue(gen, stamped=True)
     except limits.LimitExceeded:
         # The first click may have used the last image: the second still gets its generation.
         existing = _existing(user, key)
@@ -108,24 +93,20 @@ def _existing(user, key: str) -> Generation | None:
     return Generation.objects.filter(user=user, idempotency_key=key).first()
 
 
-def lease_seconds() -> int:
-    return settings.EASEL_LEASE_SECONDS
-
-
 class RerunRefused(Exception):
     """A re-run that cannot be made (the model was disabled); the message is for the user."""
 
 
-def rerun(gen: Generation, *, new_seed: bool) -> Generation:
-    """A new queued generation with `gen`'s settings and `parent=gen`.
+def rerun(gen: Generation, *, new_seed: bool, by_staff: bool = False) -> Generation:
+    """A new queued generation with `gen`'s settings and `parent=gen`, charged like any other.
 
     Re-run (`new_seed=True`) makes a variant; Retry (`new_seed=False`) repeats it exactly.
-    The input image is copied, so deleting one generation never breaks the other.
+    Staff (`by_staff`) retry past the user's limits and a disabled model: they decided to.
+    The input image is copied before the row is saved and sent, so the worker always sees
+    the photo and deleting one generation never breaks the other.
     """
-    from django.core.files.base import ContentFile
-
     model = gen.model
-    if not model.enabled:
+    if not model.enabled and not by_staff:
         raise RerunRefused(f"{model.name} is not available any more.")
     data = {
         "model": model,
@@ -140,5 +121,34 @@ def rerun(gen: Generation, *, new_seed: bool) -> Generation:
             data["input_image"] = ContentFile(
                 handle.read(), name=gen.input_image.name.rsplit("/", 1)[-1]
             )
-    new, _ = submit(gen.user, data, parent=gen)
+    new, _ = submit(gen.user, data, parent=gen, enforce_limits=not by_staff)
     return new
+
+
+def cancel(gen: Generation, reason: str) -> bool:
+    """queued/running → canceled (refunded), then ask the provider to stop where it can.
+    False if it had already finished."""
+    if not gen.cancel(reason):
+        return False
+    cancel_at_provider(gen)
+    return True
+
+
+def deactivate_users(queryset) -> tuple[int, int]:
+    """Deactivate these users and cancel what they have queued or running.
+    Returns (users, generations canceled)."""
+    users = list(queryset)
+    canceled = 0
+    for user in users:
+        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+        for gen in Generation.objects.for_user(user).active().select_related("model"):
+            canceled += cancel(gen, "Canceled: the account was deactivated.")
+    return len(users), canceled
+
+
+def usage_summary(user) -> list[limits.Allowance]:
+    """Per model: limits, what is used and left now (for the user's admin page)."""
+    model_ids = set(user.usage_entries.values_list("model_id", flat=True)) | set(
+        AIModel.objects.enabled().values_list("id", flat=True)
+    )
+    return [limits.allowance(user, m) for m in AIModel.objects.filter(id__in=model_ids)]

@@ -5,9 +5,10 @@ from django.contrib import admin, messages
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from generator import admin_views
+from generator import actions, admin_views
+from generator.errors import ProviderError
 from generator.models import AIModel, Generation, OutputImage, UsageEntry, UserLimit
-from generator.providers import provider_choices
+from generator.providers import get_provider, provider_choices
 
 
 class AIModelForm(forms.ModelForm):
@@ -40,9 +41,6 @@ class AIModelAdmin(admin.ModelAdmin):
     def check_connection(self, request, queryset):
         """One check per provider. Only the provider's own readable line is shown: never the
         settings, so no key or secret can reach the page."""
-        from generator.providers import get_provider
-        from generator.providers.base import ProviderError
-
         for name in sorted(set(queryset.values_list("provider", flat=True))):
             try:
                 provider = get_provider(name)
@@ -168,7 +166,10 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected generations (a new attempt, counted again)")
     def retry_selected(self, request, queryset):
-        made = [admin_views.staff_retry(gen) for gen in queryset.select_related("model", "user")]
+        made = [
+            actions.rerun(gen, new_seed=False, by_staff=True)
+            for gen in queryset.select_related("model", "user")
+        ]
         self.message_user(
             request,
             f"Retried {len(made)} generation(s): " + ", ".join(g.public_id for g in made),
@@ -177,7 +178,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected generations (queued or running)")
     def cancel_selected(self, request, queryset):
-        canceled = sum(admin_views.staff_cancel(gen) for gen in queryset)
+        canceled = sum(actions.cancel(gen, "Canceled by staff.") for gen in queryset)
         skipped = queryset.count() - canceled
         note = f" ({skipped} already finished, left as they were)" if skipped else ""
         self.message_user(request, f"Canceled {canceled} generation(s){note}.", messages.SUCCESS)
@@ -198,7 +199,7 @@ class GenerationAdmin(admin.ModelAdmin):
         files = sum(2 if img.thumbnail else 1 for gen in generations for img in gen.images.all())
         for gen in generations:
             if not gen.is_final:
-                gen.cancel("Deleted by staff.")
+                actions.cancel(gen, "Deleted by staff.")
         # The OutputImage post_delete receiver removes every object once this commits.
         deleted = (
             queryset.filter(pk__in=[g.pk for g in generations])

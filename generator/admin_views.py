@@ -1,6 +1,5 @@
 """The staff console's own pages and operations (wired into the admin by GenerationAdmin).
 
-- staff_retry / staff_cancel: what the admin actions do, usable from anywhere.
 - failures: failed generations across all users, grouped by provider and reason.
 - dashboard: generations per day (30 days) by status and by model as server-rendered SVG,
   totals per user, and each provider's success rate and median latency over the last 24 h.
@@ -13,18 +12,13 @@ import statistics
 from collections import defaultdict
 from datetime import datetime, time, timedelta
 
-from django.contrib.auth import get_user_model
-from django.core.files.base import ContentFile
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from generator import actions, limits
 from generator.models import Generation
-from generator.providers import get_provider
-from generator.providers.base import ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -36,59 +30,6 @@ STATUS_COLORS = {
     "queued": "#4a6fa5",
 }
 MODEL_PALETTE = ["#4a6fa5", "#2f7d4a", "#b3382c", "#d08a1e", "#7a4fa0", "#2a8f8f", "#a5664a"]
-
-
-# --- operations ----------------------------------------------------------------------
-
-
-def staff_retry(gen: Generation) -> Generation:
-    """A new generation with the same settings, parent=gen, charged again and dispatched.
-
-    Staff decide to retry, so the user's limits are not enforced, but the new attempt is
-    counted in the ledger like any other.
-    """
-    data = {
-        "model": gen.model,
-        "prompt": gen.prompt,
-        "negative_prompt": gen.negative_prompt,
-        "options": dict(gen.options or {}),
-        "seed": gen.seed,
-        "num_images": gen.num_images,
-    }
-    new, _ = actions.submit(gen.user, data, parent=gen, enforce_limits=False)
-    if gen.input_image:
-        # A copy, so deleting one generation never breaks the other.
-        with gen.input_image.open("rb") as handle:
-            new.input_image.save(
-                gen.input_image.name.rsplit("/", 1)[-1], ContentFile(handle.read()), save=False
-            )
-        Generation.objects.filter(pk=new.pk).update(input_image=new.input_image.name)
-    return new
-
-
-def staff_cancel(gen: Generation, reason: str = "Canceled by staff.") -> bool:
-    """queued/running → canceled (refunded), and ask the provider to stop where it can."""
-    if not gen.cancel(reason):
-        return False
-    if gen.provider_job_id:
-        try:
-            provider = get_provider(gen.provider)
-        except KeyError:
-            return True
-        if provider.supports_cancel:
-            try:
-                provider.cancel(gen)
-            except ProviderError as exc:
-                logger.info("Provider cancel of %s failed: %s", gen.public_id, exc.message)
-    return True
-
-
-def cancel_queued_for_user(user, reason: str) -> int:
-    """Cancel a user's queued and running generations (used when staff deactivate them)."""
-    n = 0
-    for gen in Generation.objects.for_user(user).active().select_related("model"):
-        n += staff_cancel(gen, reason)
-    return n
 
 
 # --- failures view -------------------------------------------------------------------
@@ -254,22 +195,3 @@ def dashboard_data(now: datetime | None = None) -> dict:
 def dashboard(request: HttpRequest, admin_site) -> HttpResponse:
     context = {**admin_site.each_context(request), "title": "Usage dashboard", **dashboard_data()}
     return TemplateResponse(request, "admin/generator/dashboard.html", context)
-
-
-def user_usage_summary(user) -> list:
-    """Per model: limits, what is used and left now (for the user's admin page)."""
-    from generator.models import AIModel
-
-    model_ids = set(user.usage_entries.values_list("model_id", flat=True)) | set(
-        AIModel.objects.enabled().values_list("id", flat=True)
-    )
-    return [limits.allowance(user, m) for m in AIModel.objects.filter(id__in=model_ids)]
-
-
-def deactivate_users(queryset) -> tuple[int, int]:
-    users = list(queryset)
-    canceled = 0
-    for user in users:
-        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
-        canceled += cancel_queued_for_user(user, "Canceled: the account was deactivated.")
-    return len(users), canceled

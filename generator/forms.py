@@ -6,7 +6,7 @@ import re
 
 from django import forms
 
-from generator.inputs import InputImageError, clean_input_image
+from generator.imaging import InputImageError, clean_input_image
 from generator.models import AIModel
 
 SEED_MAX = 2**32 - 1

@@ -5,7 +5,7 @@ all models, else the model's default; None means unlimited. Usage is read from t
 (charges − refunds, by the charge's time) so a failed or canceled generation gives its images
 back through a visible refund entry, never a silent decrement.
 
-`check_and_charge` must run inside the submit transaction: where a limit applies it locks the
+`lock_and_check` must run inside the submit transaction (before UsageEntry.objects.charge): where a limit applies it locks the
 user's row (SELECT … FOR UPDATE), so concurrent submissions by one user are counted one after
 another and 20 parallel requests with 3 images left create exactly 3 generations. Usage is
 summed over this month's ledger rows only (index user, model, charged_at), never all history.
@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -185,15 +185,15 @@ def allowances(user, models_: list[AIModel] | None = None) -> list[Allowance]:
     return [allowance(user, m) for m in models_]
 
 
-def check_and_charge(user, model: AIModel, num_images: int, *, enforce: bool = True) -> None:
+def lock_and_check(user, model: AIModel, num_images: int, *, enforce: bool = True) -> None:
     """Lock the user's row and raise LimitExceeded if `num_images` more would go over a limit.
 
-    Call inside transaction.atomic(), before the generation is saved; `charge` follows in the
-    same transaction, so the check and the charge are one step for concurrent submissions.
+    Call inside transaction.atomic(), before the generation is saved; the ledger's charge
+    (UsageEntry.objects.charge) follows in the same transaction, so the check and the charge are one step for concurrent submissions.
     Without any limit for this user and model there is nothing to count: one query, no lock.
     """
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("check_and_charge must run inside transaction.atomic()")
+        raise RuntimeError("lock_and_check must run inside transaction.atomic()")
     user_limits = limits_for(user, model)
     if user_limits.unlimited:
         return  # nothing to count, so nothing to serialise: no lock, no ledger sums
@@ -221,40 +221,6 @@ def check_and_charge(user, model: AIModel, num_images: int, *, enforce: bool = T
 
 def _images(n: int) -> str:
     return f"{n} image{'s' if n != 1 else ''}"
-
-
-def charge(gen: Generation) -> UsageEntry:
-    return UsageEntry.objects.create(
-        user_id=gen.user_id,
-        model_id=gen.model_id,
-        generation=gen,
-        kind=UsageEntry.Kind.CHARGE,
-        images=gen.num_images,
-        charged_at=gen.created_at,
-        created_at=gen.created_at,
-    )
-
-
-def refund(gen: Generation, reason: str = "") -> UsageEntry | None:
-    """Give back what `gen` was charged. Idempotent: one refund per generation at most."""
-    entry = UsageEntry.objects.filter(generation_id=gen.pk, kind=UsageEntry.Kind.CHARGE).first()
-    if entry is None:
-        return None  # never charged (e.g. created before the ledger existed)
-    if UsageEntry.objects.filter(generation_id=gen.pk, kind=UsageEntry.Kind.REFUND).exists():
-        return None
-    try:
-        with transaction.atomic():
-            return UsageEntry.objects.create(
-                user_id=entry.user_id,
-                model_id=entry.model_id,
-                generation_id=gen.pk,
-                kind=UsageEntry.Kind.REFUND,
-                images=entry.images,
-                charged_at=entry.charged_at,
-                reason=(reason or "")[:300],
-            )
-    except IntegrityError:
-        return None  # a concurrent refund won
 
 
 PROVIDER_REMAINING_TTL = 60  # seconds; the prompt page must not ask the provider every time

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
-import io
-import json
 import logging
-import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connections, router, transaction
-from PIL import Image, ImageOps, UnidentifiedImageError
+from django.db import IntegrityError, transaction
+from PIL import Image
 
-from generator import counters
-from generator.downloads import DownloadError, download
+from generator.downloads import download
+from generator.errors import InvalidImage, StorageError
+from generator.imaging import check_image, decode_data_uri, make_thumbnail, unwrap_json_output
 from generator.models import Generation, OutputImage
-from generator.providers.base import ImageOutput, Provider, ProviderError
+from generator.providers.base import ImageOutput, Provider
+from generator.storage import delete_files
 
 logger = logging.getLogger(__name__)
-
-FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-
-
-class InvalidImage(DownloadError):
-    pass
-
-
-class StorageError(ProviderError):
-    """Easel's own storage failed while saving outputs (the generation fails readably)."""
 
 
 @dataclass
@@ -44,80 +29,6 @@ class CheckedImage:
     height: int
     provider_url: str = ""
     thumbnail: bytes = b""
-
-
-def decode_data_uri(value: str) -> bytes:
-    try:
-        header, _, payload = value.partition(",")
-        if ";base64" not in header:
-            raise InvalidImage("The provider sent a data URI that is not base64.")
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidImage("The provider sent image data that is not valid base64.") from None
-
-
-def unwrap_json_output(data: bytes) -> bytes | None:
-    """Meteron may store the model server's raw JSON, e.g. {"image": "data:image/png;base64,…"}."""
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-    def walk(node):
-        if isinstance(node, str) and node.startswith("data:image/"):
-            return node
-        if isinstance(node, dict):
-            for value in node.values():
-                if found := walk(value):
-                    return found
-        if isinstance(node, list):
-            for value in node:
-                if found := walk(value):
-                    return found
-        return None
-
-    found = walk(body)
-    return decode_data_uri(found) if found else None
-
-
-def check_image(data: bytes) -> tuple[str, int, int]:
-    """(content_type, width, height) of a real PNG/JPEG/WebP, or InvalidImage."""
-    Image.MAX_IMAGE_PIXELS = settings.EASEL_MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                fmt, (width, height) = img.format, img.size
-                if width * height > settings.EASEL_MAX_IMAGE_PIXELS:
-                    raise InvalidImage(
-                        "The image has too many pixels (decompression bomb refused)."
-                    )
-                img.verify()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImage("The image has too many pixels (decompression bomb refused).") from None
-    except UnidentifiedImageError:
-        raise InvalidImage("The provider's output is not an image.") from None
-    except InvalidImage:
-        raise
-    except Exception as exc:  # Pillow raises many types for corrupt files
-        raise InvalidImage(
-            f"The provider's output is a damaged image ({type(exc).__name__})."
-        ) from None
-    if fmt not in FORMATS:
-        raise InvalidImage(f"The provider's output is a {fmt} image; PNG, JPEG or WebP expected.")
-    return FORMATS[fmt], width, height
-
-
-def make_thumbnail(data: bytes, size: int | None = None) -> bytes:
-    size = size or settings.EASEL_THUMBNAIL_SIZE
-    with Image.open(io.BytesIO(data)) as img:
-        img = ImageOps.exif_transpose(img)
-        img.thumbnail((size, size))
-        if img.mode not in ("RGB", "RGBA"):
-            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-        out = io.BytesIO()
-        img.save(out, format="WEBP", quality=80, method=4)
-        return out.getvalue()
 
 
 def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
@@ -237,20 +148,9 @@ def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Pr
     """
     checked = check_outputs(outputs, provider)
     rows = _write_files(gen, checked)
-    completion = Generation.completion()
-    connection = connections[router.db_for_write(Generation, instance=gen)]
     try:
         with _removed_on_error(gen, rows):
-            if connection.vendor == "postgresql":
-                # One statement, atomic by itself; inside a caller's transaction a savepoint
-                # keeps that transaction usable after a conflict.
-                with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                    done = _complete_with_rows(connection, gen, completion, rows)
-            else:
-                with transaction.atomic():
-                    done = gen._update_if([Generation.Status.RUNNING], **completion)
-                    if done:
-                        _insert(rows)
+            done = gen.complete_with_images(rows)
     except IntegrityError:
         # Rows stored by another path (an older worker, meteron_sync) for this generation:
         # keep theirs and store the rest the careful way.
@@ -261,53 +161,8 @@ def store_and_complete(gen: Generation, outputs: list[ImageOutput], provider: Pr
         return gen.complete()
     if not done:
         _remove_files(rows)
-        return False
-    counters.bump_user(gen.user_id)
-    return True
-
-
-def _complete_with_rows(connection, gen: Generation, completion: dict, rows: list) -> bool:
-    """running → completed and the image rows in one statement (PostgreSQL's data-modifying
-    WITH): atomic by itself, so one round trip instead of UPDATE, INSERT and COMMIT. The rows
-    are inserted only if the UPDATE matched, i.e. the generation was still running."""
-    update, update_params = gen._update_statement(
-        connection, [Generation.Status.RUNNING], completion
-    )
-    # Typed, because a VALUES list outside an INSERT's own VALUES infers no column types.
-    insert, values, params = _insert_parts(connection, rows, typed=True)
-    sql = f"WITH done AS ({update} RETURNING id) {insert} SELECT v.* FROM done, ({values}) AS v"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*update_params, *params])
-        done = cursor.rowcount > 0
-    if done:
-        gen._remember(completion)
     return done
 
 
-def _insert(rows: list[OutputImage]) -> None:
-    """What bulk_create does for these rows, as one plain INSERT: compiling the ORM's query
-    cost more than running it. No pks are set."""
-    connection = connections[router.db_for_write(OutputImage)]
-    insert, values, params = _insert_parts(connection, rows)
-    with connection.cursor() as cursor:
-        cursor.execute(f"{insert} {values}", params)
-
-
-def _insert_parts(connection, rows: list[OutputImage], typed: bool = False):
-    """`INSERT INTO images (columns)`, `VALUES (…), (…)` and the params, from the fields' own
-    pre_save and conversions. `typed` casts each value to its column's type."""
-    qn = connection.ops.quote_name
-    fields = [f for f in OutputImage._meta.concrete_fields if not f.primary_key]
-    marks = [f"CAST(%s AS {f.db_type(connection)})" if typed else "%s" for f in fields]
-    one = f"({', '.join(marks)})"
-    insert = (
-        f"INSERT INTO {qn(OutputImage._meta.db_table)} ({', '.join(qn(f.column) for f in fields)})"
-    )
-    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
-    return insert, f"VALUES {', '.join([one] * len(rows))}", params
-
-
 def _remove_files(rows: list[OutputImage]) -> None:
-    from generator.storage import delete_files
-
     delete_files([name for row in rows for name in (row.file.name, row.thumbnail.name) if name])

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
+from generator.imaging import make_thumbnail
 from generator.models import OutputImage
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ def _walk(folder: str) -> Iterator[StoredObject]:
 
 def rebuild_thumbnail(image: OutputImage) -> int:
     """Make the WebP thumbnail again from the stored original; returns its size in bytes."""
-    from generator.outputs import make_thumbnail
-
     with default_storage.open(image.file.name, "rb") as handle:
         data = handle.read()
     thumb = make_thumbnail(data)

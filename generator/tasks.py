@@ -4,6 +4,10 @@ run_generation: claim a queued row, submit it to its provider once, then either 
 images or schedule check_generation. check_generation asks the provider again with backoff
 until done, failed or past the deadline — no task ever sleeps while a provider works.
 reap_generations: the periodic safety net for dispatches and workers that were lost.
+
+The queue's three entry points for the layers above: enqueue (the one way a generation is
+sent to run, after the caller's transaction commits), check_soon (a webhook said the job
+moved) and cancel_at_provider. retry_delay is the one retry policy for provider errors.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from generator.actions import dispatch
+from generator.errors import GenerationError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
 from generator.providers import get_provider
@@ -56,8 +61,70 @@ def _deadline(gen: Generation):
     return gen.started_at + timedelta(seconds=gen.model.timeout_seconds)
 
 
+def retry_delay(
+    exc: GenerationError, *, retries: int, allowed: int, step: int, first: float, cap: float
+) -> float | None:
+    """The one retry policy: an error that says trying again may help is tried again, after
+    the provider's Retry-After or an exponential backoff, while fewer than `allowed` retries
+    were made; None means give up (a final error, or retries used up)."""
+    if not exc.retryable or retries >= allowed:
+        return None
+    return exc.retry_after or backoff(step, first=first, cap=cap)
+
+
 def _schedule_check(gen: Generation, countdown: float, step: int = 0) -> None:
     check_generation.apply_async((gen.pk, step), countdown=countdown, priority=gen.priority)
+
+
+def enqueue(gen: Generation, *, countdown: float | None = None, stamped: bool = False) -> bool:
+    """Send the generation to the queue; inside a transaction, once it commits (so a worker
+    never sees a row, or a row without its photo, that is not there yet). A broker that is down
+    is not an error for the user: the row stays `queued` and the reaper sends it later.
+
+    `stamped`: the row was saved with dispatched_at/dispatches already set (a new submission),
+    so only a failed send writes, to put them back. Returns whether it was sent (always True
+    when deferred to the commit)."""
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _send(gen, countdown, stamped))
+        return True
+    return _send(gen, countdown, stamped)
+
+
+def _send(gen: Generation, countdown: float | None, stamped: bool) -> bool:
+    try:
+        run_generation.apply_async((gen.pk,), countdown=countdown, priority=gen.priority)
+    except Exception as exc:  # kombu raises several types when the broker is unreachable
+        logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc)
+        if stamped:
+            gen.undo_dispatch()
+        return False
+    if not stamped:
+        gen.record_dispatch()
+    return True
+
+
+def check_soon(gen: Generation) -> None:
+    """Ask the provider about a running generation now (a webhook said its job moved), after
+    the caller's transaction commits."""
+    pk, priority = gen.pk, gen.priority
+    transaction.on_commit(lambda: check_generation.apply_async((pk, 0), priority=priority))
+
+
+def cancel_at_provider(gen: Generation) -> None:
+    """Ask the provider to stop the job, where its API can; best effort (the row is already
+    canceled or failed in Easel)."""
+    if not gen.provider_job_id:
+        return
+    try:
+        provider = get_provider(gen.provider)
+    except KeyError:
+        return
+    if not provider.supports_cancel:
+        return
+    try:
+        provider.cancel(gen)
+    except ProviderError as exc:
+        logger.info("Cancel of %s at %s failed: %s", gen.public_id, gen.provider, exc.message)
 
 
 @shared_task(acks_late=True)
@@ -84,19 +151,19 @@ def run_generation(pk: int) -> None:
 
 
 def _submit_failed(gen: Generation, exc: ProviderError) -> None:
-    if exc.retryable and gen.attempts < settings.EASEL_MAX_TRANSIENT_RETRIES:
+    countdown = retry_delay(
+        exc,
+        retries=gen.attempts - 1,
+        allowed=settings.EASEL_MAX_TRANSIENT_RETRIES - 1,
+        step=gen.attempts,
+        first=1.0,
+        cap=60.0,
+    )
+    if countdown is not None:
         # The provider said no (5xx, 429, unreachable): nothing was accepted, so sending it
         # again later is safe. Back to queued, dispatched again after a backoff.
-        if gen._transition(
-            [Generation.Status.RUNNING],
-            status=Generation.Status.QUEUED,
-            submitted_at=None,
-            lease_until=None,
-            error=exc.message,
-        ):
-            countdown = exc.retry_after or backoff(gen.attempts, first=1.0, cap=60.0)
-            run_generation.apply_async((gen.pk,), countdown=countdown, priority=gen.priority)
-            Generation.objects.filter(pk=gen.pk).update(dispatched_at=timezone.now())
+        if gen.requeue(exc.message):
+            enqueue(gen, countdown=countdown)
         return
     if exc.retryable:
         gen.fail(f"{exc.message} (gave up after {gen.attempts} attempts)")
@@ -109,7 +176,7 @@ def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
         # Canceled (or deleted) while the provider worked: keeps nothing, changes nothing.
         try:
             store_and_complete(gen, result.images, provider)
-        except ProviderError as exc:
+        except GenerationError as exc:  # a bad output, or Easel's own storage failed
             gen.fail(exc.message)
     elif isinstance(result, Pending):
         countdown = result.poll_after if result.poll_after is not None else backoff(step)
@@ -141,15 +208,22 @@ def check_generation(pk: int, step: int = 0) -> None:
     if timezone.now() > (gen.deadline_at or _deadline(gen)):
         minutes = gen.model.timeout_seconds / 60
         if gen.fail(f"Timed out: the provider did not finish within {minutes:g} minutes."):
-            _try_cancel(provider, gen)
+            cancel_at_provider(gen)
         return
     try:
         result = provider.check(gen)
     except ProviderError as exc:
-        errors = int(gen.provider_state.get("transient_errors", 0)) + 1
-        if exc.retryable and errors <= settings.EASEL_MAX_TRANSIENT_RETRIES * 2:
-            state = {**gen.provider_state, "transient_errors": errors}
-            countdown = exc.retry_after or backoff(step)
+        errors = int(gen.provider_state.get("transient_errors", 0))
+        countdown = retry_delay(
+            exc,
+            retries=errors,
+            allowed=settings.EASEL_MAX_TRANSIENT_RETRIES * 2,
+            step=step,
+            first=0.5,
+            cap=MAX_POLL_INTERVAL,
+        )
+        if countdown is not None:
+            state = {**gen.provider_state, "transient_errors": errors + 1}
             gen.renew_lease(_lease() + int(countdown), provider_state=state)
             _schedule_check(gen, countdown, step + 1)
         else:
@@ -160,15 +234,6 @@ def check_generation(pk: int, step: int = 0) -> None:
         gen.fail(f"{provider.label} returned a reply Easel could not read.")
         return
     _handle(gen, provider, result, step)
-
-
-def _try_cancel(provider: Provider, gen: Generation) -> None:
-    if not provider.supports_cancel or not gen.provider_job_id:
-        return
-    try:
-        provider.cancel(gen)
-    except ProviderError as exc:
-        logger.info("Cancel of %s at %s failed: %s", gen.public_id, gen.provider, exc.message)
 
 
 @shared_task
@@ -182,7 +247,7 @@ def reap_generations() -> dict[str, int]:
         Q(dispatched_at__lt=stale) | Q(dispatched_at__isnull=True, created_at__lt=stale)
     )
     for gen in lost.order_by("created_at")[:500]:
-        counts["redispatched"] += dispatch(gen)
+        counts["redispatched"] += enqueue(gen)
 
     expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_until__lt=now)
     for gen in expired.select_related("model", "user").order_by("lease_until")[:500]:
@@ -193,10 +258,8 @@ def reap_generations() -> dict[str, int]:
                 counts["rechecked"] += 1
         elif gen.submitted_at is None:
             # Never sent: safe to start over.
-            if gen._transition(
-                [Generation.Status.RUNNING], status=Generation.Status.QUEUED, lease_until=None
-            ):
-                counts["requeued"] += dispatch(gen)
+            if gen.requeue():
+                counts["requeued"] += enqueue(gen)
         else:
             # Sent, but the worker died before the provider's answer was recorded. Sending it
             # again could charge the user twice, so it ends here with the reason.

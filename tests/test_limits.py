@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from generator import actions, limits
 from generator.models import Generation, UsageEntry, UserLimit
@@ -115,7 +116,7 @@ def test_a_canceled_generation_is_refunded_once(owner, local_model, make_generat
     Generation.objects.filter(pk=gen.pk).update(status=Generation.Status.QUEUED)
     gen.refresh_from_db()
     assert gen.cancel("Canceled by staff.")
-    assert limits.refund(gen) is None  # idempotent per generation
+    assert UsageEntry.objects.refund(gen) is None  # idempotent per generation
     assert UsageEntry.objects.filter(generation=gen, kind="refund").count() == 1
 
 
@@ -143,7 +144,7 @@ def test_a_double_click_on_the_last_image_gets_the_first_generation(owner, local
 
 
 def test_only_a_submission_with_a_limit_locks_the_user_and_reads_the_ledger(owner, local_model):
-    from django.test.utils import CaptureQueriesContext
+    require(uses_postgres(), "SELECT … FOR UPDATE is what PostgreSQL runs (SQLite locks the file)")
 
     def statements() -> str:
         with CaptureQueriesContext(connection) as ctx:

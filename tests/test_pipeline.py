@@ -131,7 +131,9 @@ def test_final_states_are_never_left(owner, make_generation):
 
 
 class TestReaper:
-    def test_it_redispatches_a_queued_row_whose_dispatch_was_lost(self, owner, make_generation):
+    def test_it_redispatches_a_queued_row_whose_dispatch_was_lost(
+        self, owner, make_generation, django_capture_on_commit_callbacks
+    ):
         from datetime import timedelta
 
         from django.utils import timezone
@@ -139,7 +141,8 @@ class TestReaper:
         gen = make_generation(
             owner, status=Q.QUEUED, created_at=timezone.now() - timedelta(minutes=5)
         )
-        counts = reap_generations()
+        with django_capture_on_commit_callbacks(execute=True):  # sent once the reaper commits
+            counts = reap_generations()
         assert counts["redispatched"] == 1
         gen.refresh_from_db()
         assert gen.status == Q.COMPLETED  # eager: the re-dispatched task ran
@@ -159,14 +162,17 @@ class TestReaper:
         gen.refresh_from_db()
         assert gen.status == Q.FAILED and "double charge" in gen.error
 
-    def test_it_restarts_a_row_that_was_never_sent(self, owner, make_generation):
+    def test_it_restarts_a_row_that_was_never_sent(
+        self, owner, make_generation, django_capture_on_commit_callbacks
+    ):
         from datetime import timedelta
 
         from django.utils import timezone
 
         past = timezone.now() - timedelta(minutes=5)
         gen = make_generation(owner, status=Q.RUNNING, started_at=past, lease_until=past)
-        assert reap_generations()["requeued"] == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            assert reap_generations()["requeued"] == 1
         gen.refresh_from_db()
         assert gen.status == Q.COMPLETED
 

@@ -196,23 +196,25 @@ def test_the_connection_check_reports_credits(configured, sim):
 )
 @pytest.mark.parametrize("where", ["submit", "poll"])
 def test_a_transient_fault_ends_completed_after_retries(
-    owner, configured, sim, make_generation, fault, where
+    owner, configured, sim, make_generation, fault, where, django_capture_on_commit_callbacks
 ):
     sim.faults.set(**fault)
     sim.faults.only = r"^/api/run$" if where == "submit" else r"^/api/generations/"
     gen = queued(make_generation, owner)
-    run_generation(gen.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # retries are sent after commit
+        run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
 
 
 def test_a_fault_that_never_clears_fails_with_a_reason(
-    owner, configured, sim, make_generation, settings
+    owner, configured, sim, make_generation, settings, django_capture_on_commit_callbacks
 ):
     settings.EASEL_MAX_TRANSIENT_RETRIES = 2
     sim.faults.status = 500
     gen = queued(make_generation, owner)
-    run_generation(gen.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # retries are sent after commit
+        run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED and "server error (500)" in gen.error
 

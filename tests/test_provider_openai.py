@@ -225,33 +225,40 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
     ids=["500-once", "503-twice", "429", "timeout", "malformed-json", "reset"],
 )
 def test_a_transient_fault_is_retried_until_completed(
-    owner, configured, sim, make_generation, fault
+    owner, configured, sim, make_generation, fault, django_capture_on_commit_callbacks
 ):
     sim.faults.set(**fault)
     sim.faults.only = r"/v1/images/generations"
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
-    run_generation(gen.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # each retry is sent after commit
+        run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
     assert gen.attempts == len(sim.received("POST")) > 1
 
 
 def test_a_fault_that_never_clears_fails_with_a_reason(
-    owner, configured, sim, make_generation, settings
+    owner, configured, sim, make_generation, settings, django_capture_on_commit_callbacks
 ):
     settings.EASEL_MAX_TRANSIENT_RETRIES = 3
     sim.faults.status = 500
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
-    run_generation(gen.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED
     assert "server error (500)" in gen.error and "gave up after 3 attempts" in gen.error
 
 
-def test_a_429_is_retried_after_the_time_the_provider_asks(owner, configured, sim, make_generation):
+def test_a_429_is_retried_after_the_time_the_provider_asks(
+    owner, configured, sim, make_generation, django_capture_on_commit_callbacks
+):
     sim.faults.status, sim.faults.retry_after, sim.faults.times = 429, "7", 1
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
-    with mock.patch.object(run_generation, "apply_async") as again:
+    with (
+        mock.patch.object(run_generation, "apply_async") as again,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         run_generation(gen.pk)
     assert again.call_args.kwargs["countdown"] == 7.0
     gen.refresh_from_db()

@@ -232,12 +232,13 @@ def test_the_connection_check_names_the_account(configured, sim):
 )
 @pytest.mark.parametrize("where", ["submit", "poll"])
 def test_a_transient_fault_ends_completed_after_retries(
-    owner, configured, sim, make_generation, fault, where
+    owner, configured, sim, make_generation, fault, where, django_capture_on_commit_callbacks
 ):
     sim.faults.set(**fault)
     sim.faults.only = r"^/v1/predictions$" if where == "submit" else r"^/v1/predictions/"
     gen = queued(make_generation, owner)
-    run_generation(gen.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # retries are sent after commit
+        run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
     if where == "poll":

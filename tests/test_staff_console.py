@@ -159,3 +159,38 @@ def test_deactivate_cancels_queued_generations(staff_client, owner, local_model)
 def test_a_normal_user_gets_the_admin_login_not_the_console(owner_client, url):
     response = owner_client.get(url)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_retry_sends_the_row_with_its_photo(staff_client, owner, local_model, monkeypatch):
+    """The review's bug: staff Retry dispatched the new row, then attached the photo, so a
+    worker could claim a generation without its input image. The copy is saved with the row
+    and the task is sent once that commits."""
+    from django.core.files.base import ContentFile
+
+    from tests.simulators.base import png_bytes
+
+    failed = Generation.objects.create(
+        user=owner,
+        model=local_model,
+        provider="local",
+        prompt="a room",
+        status=Generation.Status.FAILED,
+        error="boom",
+    )
+    failed.input_image.save("room.png", ContentFile(png_bytes(16, 16)), save=True)
+    seen = []
+
+    def spy(args, **kwargs):
+        # What a worker claiming it right now would read, outside the admin's transaction.
+        seen.append(Generation.objects.values_list("input_image", flat=True).get(pk=args[0]))
+
+    monkeypatch.setattr("generator.tasks.run_generation.apply_async", spy)
+    action(staff_client, "retry_selected", [failed])
+    new = Generation.objects.get(parent=failed)
+    assert seen == [new.input_image.name]
+    assert new.input_image.name.startswith("inputs/") and new.input_image.name != (
+        failed.input_image.name
+    )
+    with new.input_image.open("rb") as copy, failed.input_image.open("rb") as original:
+        assert copy.read() == original.read()

@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from django.conf import settings
 
+from generator.errors import (  # noqa: F401 - re-exported for provider modules and tests
+    GenerationError,
+    LimitReached,
+    NotConfigured,
+    ProviderError,
+)
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -65,30 +72,6 @@ class Pending:
 class Failed:
     reason: str
     canceled: bool = False
-
-
-class ProviderError(Exception):
-    """A call to a provider went wrong. `retryable` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-class LimitReached(ProviderError):
-    """The provider refused because the user's limit there is used up."""
-
-    def __init__(self, message: str = "Limit reached at the provider."):
-        super().__init__(message, retryable=False)
-
-
-class NotConfigured(ProviderError):
-    def __init__(self, provider: str):
-        super().__init__(
-            f"The {provider} provider is not configured on this server.", retryable=False
-        )
 
 
 def parse_size(value: str) -> tuple[int, int]:

@@ -24,9 +24,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.utils import timezone
 
+from generator.errors import GenerationError, ProviderError
 from generator.models import AIModel, Generation
-from generator.outputs import store_outputs
-from generator.providers.base import ProviderError
+from generator.outputs import store_and_complete
+from generator.providers.base import Done, Failed
 from generator.providers.meteron import MeteronProvider, item_images
 
 IMPORTED_PROMPT = "(imported from Meteron)"
@@ -138,17 +139,17 @@ class Command(BaseCommand):
         if gen.is_final:
             return "known"
         result = provider.interpret(item)
-        if hasattr(result, "images"):
+        if isinstance(result, Done):
             try:
-                store_outputs(gen, result.images, provider)
-            except ProviderError as exc:
+                completed = store_and_complete(gen, result.images, provider)
+            except GenerationError as exc:
                 self.stderr.write(f"  {gen.public_id}: {exc.message}")
                 return "errors"
-            if gen.complete():
+            if completed:
                 self.stdout.write(f"  recovered {gen.public_id} from {item['id']}")
                 return "recovered"
             return "known"
-        if hasattr(result, "reason"):
+        if isinstance(result, Failed):
             return "recovered_failed" if gen.fail(result.reason) else "known"
         return "not_ready"
 
@@ -171,12 +172,10 @@ class Command(BaseCommand):
             submitted_at=now,
         )
         try:
-            store_outputs(gen, images, provider)
-        except ProviderError as exc:
+            store_and_complete(gen, images, provider)
+        except GenerationError as exc:
             # All or nothing: no half-imported row is left to look like a real generation.
-            gen.images.all().delete()
             gen.delete()
             self.stderr.write(f"  {item['id']}: not imported: {exc.message}")
             return "errors"
-        gen.complete()
         return "imported"

@@ -1,0 +1,140 @@
+"""The model catalogue: what users pick (AIModel), as staff configure it in the admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class AIModelQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True)
+
+
+class AIModel(models.Model):
+    """A model as users see it, backed by one provider's model id."""
+
+    class TagWith(models.TextChoices):
+        PUBLIC_ID = "public_id", "User's public id"
+        EMAIL = "email", "User's e-mail"
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    provider = models.CharField(max_length=32, help_text="Registry name of the provider.")
+    remote_id = models.CharField(
+        "provider's model id", max_length=200, blank=True, help_text="Sent to the provider."
+    )
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=100, help_text="Order in the model picker.")
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            'Allowed options: {"sizes": ["1024x1024"], "aspect_ratios": ["1:1"], '
+            '"max_images": 4, "negative_prompt": true, "seed": true, "input_image": false, '
+            '"prompt_max_length": 1000, "defaults": {"size": "1024x1024", "num_images": 1}}'
+        ),
+    )
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Provider-specific settings (e.g. async mode, version, extra body fields).",
+    )
+    tag_with = models.CharField(
+        max_length=16,
+        choices=TagWith.choices,
+        default=TagWith.PUBLIC_ID,
+        help_text="What is sent to the provider as the user tag.",
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        default=600, help_text="A generation not finished by then fails with 'timed out'."
+    )
+    # Fair-use defaults for every user of this model (blank = unlimited); per-user overrides
+    # live in UserLimit. Enforced by generator.limits before anything is created or sent.
+    daily_image_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Images per user per day (blank = unlimited)."
+    )
+    monthly_image_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Images per user per calendar month (blank = unlimited)."
+    )
+    max_running = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Generations a user may have queued or running at once (blank = unlimited).",
+    )
+    prompt_template = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Optional, e.g. 'a {theme} {room}'; each {name} becomes a select box.",
+    )
+    template_choices = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"theme": ["Modern", "Vintage"], "room": [...]}'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AIModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("position", "name")
+        verbose_name = "AI model"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def tag_for(self, user) -> str:
+        """What the provider sees as the user: the stable public id unless staff chose the
+        e-mail."""
+        return user.email if self.tag_with == self.TagWith.EMAIL else user.public_id
+
+    # Options, with the defaults a model gets when staff leave a key out.
+    def option(self, key: str, default: Any = None) -> Any:
+        return (self.options or {}).get(key, default)
+
+    @property
+    def sizes(self) -> list[str]:
+        return list(self.option("sizes", []))
+
+    @property
+    def aspect_ratios(self) -> list[str]:
+        return list(self.option("aspect_ratios", []))
+
+    @property
+    def max_images(self) -> int:
+        return int(self.option("max_images", 4))
+
+    @property
+    def supports_negative_prompt(self) -> bool:
+        return bool(self.option("negative_prompt", False))
+
+    @property
+    def supports_seed(self) -> bool:
+        return bool(self.option("seed", True))
+
+    @property
+    def accepts_input_image(self) -> bool:
+        return bool(self.option("input_image", False))
+
+    @property
+    def prompt_max_length(self) -> int:
+        return int(self.option("prompt_max_length", 1000))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return dict(self.option("defaults", {}))
+
+    @property
+    def is_offline(self) -> bool:
+        from generator.providers import get_provider_class
+
+        cls = get_provider_class(self.provider)
+        return bool(cls and cls.offline)
+
+    @property
+    def provider_label(self) -> str:
+        from generator.providers import get_provider_class
+
+        cls = get_provider_class(self.provider)
+        return cls.label if cls else self.provider
