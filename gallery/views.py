@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import (
     FileResponse,
     Http404,
@@ -28,22 +28,12 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gallery.forms import FILTER_KEYS, MODELS_VERSION_KEY, GalleryFilterForm, make_cursor
-from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
 from generator import actions, counters, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
 from generator.cards import FIELDS as CARD_FIELDS
+from generator.image_urls import attach_image_urls, presigned_download_url, presigned_urls
 from generator.models import Generation, OutputImage
-
-
-def get_generation_for_user(
-    request: HttpRequest, public_id: str, queryset: QuerySet[Generation] | None = None
-) -> Generation:
-    """The one ownership check: another user's generation is a 404, never a 403. `queryset`
-    narrows what is loaded (by default the row with its model and images)."""
-    if queryset is None:
-        queryset = Generation.objects.select_related("model").prefetch_related("images")
-    return get_object_or_404(queryset, public_id=public_id, user=request.user)
-
+from generator.views import get_generation_for_user
 
 # Names the shape of what _gallery_page() returns: bump it when that changes, so pages cached
 # by the previous release are not read as this one's.

@@ -3,7 +3,7 @@
 A finished generation's card changes only when its row does (star, delete, re-run of the
 row's status), so its HTML is cached, keyed on the row's `updated_at`: a 48-card gallery page
 renders only the cards it has not rendered before. An entry never outlives the presigned URLs
-inside it (see gallery.images.attach_image_urls) and never reaches another row, another filter
+inside it (see generator.image_urls.attach_urls) and never reaches another row, another filter
 (the detail link carries it), another time zone or an edited card template. Cards of queued and
 running generations are always rendered fresh: they change every second. They have no images
 yet either (images are stored in the same transaction that completes a generation), so none
@@ -30,7 +30,7 @@ from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from gallery.images import attach_urls
+from generator.image_urls import attach_urls
 from generator.models import Generation, OutputImage
 
 CARD_TEMPLATE = "generator/_card.html"

@@ -4,12 +4,12 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
-from gallery.views import get_generation_for_user
 from generator import actions, limits
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
@@ -17,6 +17,16 @@ from generator.forms import GenerationForm, fill_template, template_names
 from generator.models import AIModel, Generation
 
 RECENT = 8
+
+
+def get_generation_for_user(
+    request: HttpRequest, public_id: str, queryset: QuerySet[Generation] | None = None
+) -> Generation:
+    """The one ownership check: another user's generation is a 404, never a 403. `queryset`
+    narrows what is loaded (by default the row with its model and images)."""
+    if queryset is None:
+        queryset = Generation.objects.select_related("model").prefetch_related("images")
+    return get_object_or_404(queryset, public_id=public_id, user=request.user)
 
 
 def _model_options() -> dict:

@@ -23,7 +23,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from storages.backends.s3 import S3Storage
 
-from gallery.images import SAFETY_MARGIN, cache_timeout
+from generator.image_urls import SAFETY_MARGIN, cache_timeout
 from generator.models import Generation, OutputImage
 from generator.tasks import run_generation
 from tests import s3server
