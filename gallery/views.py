@@ -27,7 +27,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery.forms import FILTER_KEYS, MODELS_VERSION_KEY, GalleryFilterForm, make_cursor
+from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
 from generator import actions, counters, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
 from generator.cards import FIELDS as CARD_FIELDS
@@ -61,16 +61,16 @@ def gallery(request: HttpRequest) -> HttpResponse:
     # a page seen before costs one cache round trip more than any page: its HTML is kept until
     # one of the user's generations changes (generator/counters.py), a model is edited, or its
     # image URLs near expiry; a page with a generation still at work for a few seconds only
-    # (generator.cards.ACTIVE_MAX_AGE). A kept page's filters were validated when it was made,
+    # (counters.ACTIVE_PAGE_MAX_AGE). A kept page's filters were validated when it was made,
     # against the models it depends on, so they are not validated again.
     body = counters.cached_for_user(
         request.user.pk,
-        f"gallery-page:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
+        f"{counters.PAGE_KEY}:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
         f"{timezone.get_current_timezone_name()}:"
         f"{request.GET.urlencode()}",
         page,
         max_age=lambda body: body["max_age"],
-        depends=[MODELS_VERSION_KEY],
+        depends=[counters.MODELS_COUNTER],
     )
     if body.get("bad"):
         return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
@@ -145,7 +145,7 @@ def user_status_counts(user_id: int, filter_key: str, base) -> dict[str, int]:
     a user's change counter moves with every generation they make. So the history is split at
     the start of today: rows that were already final then never change status again (a final
     state is never left), and their counts are kept until one of the user's rows is deleted,
-    starred or edited (counters.history_key) or MAX_AGE passes; the rest — made today, finished
+    starred or edited (counters.history_key) or DERIVED_MAX_AGE passes; the rest — made today, finished
     today or still at work — are counted each time the page is made, over index ranges.
     """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -9,7 +9,7 @@ running generations are always rendered fresh: they change every second. They ha
 yet either (images are stored in the same transaction that completes a generation), so none
 are looked up for them.
 
-A page of cards with some still at work may be kept for ACTIVE_MAX_AGE seconds only: every
+A page of cards with some still at work may be kept for ACTIVE_PAGE_MAX_AGE seconds only: every
 status change makes the page anew (generator/counters.py), and what it may show stale in the
 meantime — a progress bar — is what the page's script refreshes every second anyway.
 
@@ -30,6 +30,7 @@ from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from generator.counters import ACTIVE_PAGE_MAX_AGE, CARD_KEY, CARD_MAX_AGE, CARD_MIN_AGE
 from generator.image_urls import attach_urls
 from generator.models import Generation, OutputImage
 
@@ -50,12 +51,6 @@ FIELDS = (
     "model__id",
     "model__name",
 )
-# Upper bound for a cached card; its presigned URLs may bound it further.
-MAX_AGE = 3600
-# A card whose URLs can be handed out for less than this is not worth caching.
-MIN_AGE = 30
-# How long a page with cards of generations still at work may be served again (see above).
-ACTIVE_MAX_AGE = 5
 
 
 @functools.cache
@@ -87,7 +82,7 @@ def card_version(gen: Generation, filter_query: str = "") -> str:
 
 
 def _cache_key(gen: Generation, filter_query: str) -> str:
-    return f"card:v2:{card_version(gen, filter_query)}"
+    return f"{CARD_KEY}:{card_version(gen, filter_query)}"
 
 
 def _images_of(gens: Sequence[Generation]) -> dict[int, list[OutputImage]]:
@@ -114,7 +109,7 @@ def render_cards(
     gens: Sequence[Generation], filter_query: str = ""
 ) -> tuple[list[SafeString], int]:
     """The cards of these generations (with `model` loaded), in order, and how many seconds
-    this HTML may be served from a cache (at most ACTIVE_MAX_AGE if a card is of a
+    this HTML may be served from a cache (at most ACTIVE_PAGE_MAX_AGE if a card is of a
     generation still at work).
 
     One cache round trip for the finished ones; the images of the other finished ones are
@@ -124,7 +119,7 @@ def render_cards(
     keys = {gen.pk: _cache_key(gen, filter_query) for gen in gens if gen.is_final}
     cached = cache.get_many(list(keys.values())) if keys else {}
     missing = [gen for gen in gens if keys.get(gen.pk) not in cached]
-    fresh_expires = now + MAX_AGE
+    fresh_expires = now + CARD_MAX_AGE
     images = _images_of([gen for gen in missing if gen.is_final])
     if missing:
         until = attach_urls([img for imgs in images.values() for img in imgs])
@@ -143,10 +138,10 @@ def render_cards(
             if key:
                 fresh[key] = (str(html), fresh_expires)
         cards.append(mark_safe(html))
-    if fresh and fresh_expires - now >= MIN_AGE:
+    if fresh and fresh_expires - now >= CARD_MIN_AGE:
         cache.set_many(fresh, int(fresh_expires - now))
     max_age = int(expires - now)
-    if max_age < MIN_AGE:
+    if max_age < CARD_MIN_AGE:
         return cards, 0
     active = len(keys) < len(gens)
-    return cards, min(max_age, ACTIVE_MAX_AGE) if active else max_age
+    return cards, min(max_age, ACTIVE_PAGE_MAX_AGE) if active else max_age
