@@ -35,7 +35,10 @@ from generator.image_urls import attach_urls
 from generator.models import Generation, OutputImage
 
 CARD_TEMPLATE = "generator/_card.html"
-# What a card shows (and its cache key needs): list pages load only these (`.only(*FIELDS)`).
+# What a card shows, written once: list pages load only these (`.only(*FIELDS)`), and the
+# card's cache key is a digest of their values (card_version), so a field added here is in
+# the key too. The template may use these and properties of them (is_final, the status's
+# display); tests/test_cards.py checks that it uses nothing else.
 FIELDS = (
     "id",
     "public_id",
@@ -62,16 +65,22 @@ def template_version(*names: str) -> str:
     return digest.hexdigest()[:10]
 
 
+def _value(gen: Generation, field: str) -> object:
+    """A FIELDS entry's value: `model__name` is gen.model.name."""
+    value: object = gen
+    for part in field.split("__"):
+        value = getattr(value, part)
+    return value
+
+
 def card_version(gen: Generation, filter_query: str = "") -> str:
-    """Names what a card shows: it changes with the row (`updated_at` moves on every write
-    through the model; the fields a card shows are named too, for a QuerySet.update() that
-    did not move it), the model's name, the filter the detail link carries, the time zone, the
-    storage and the card template."""
+    """Names what a card shows: every one of FIELDS (`updated_at` moves on every write through
+    the model; the others catch a QuerySet.update() that did not move it, and the model's
+    name an edited model), the filter the detail link carries, the time zone, the storage and
+    the card template."""
     varies = "|".join(
         [
-            gen.updated_at.isoformat(),
-            f"{gen.status}:{gen.progress}:{gen.favorite}:{gen.started_at}:{gen.error}",
-            gen.model.name,
+            *(repr(_value(gen, field)) for field in FIELDS),
             filter_query,
             timezone.get_current_timezone_name(),
             settings.STORAGE_BACKEND,
