@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from typing import TypedDict
 
 from django.conf import settings
 from django.contrib import messages
@@ -35,9 +36,27 @@ from generator.image_urls import attach_image_urls, presigned_download_url, pres
 from generator.models import Generation, OutputImage
 from generator.views import get_generation_for_user
 
-# Names the shape of what _gallery_page() returns: bump it when that changes, so pages cached
-# by the previous release are not read as this one's.
-PAGE_VERSION = 4
+
+class StatusCount(TypedDict):
+    value: str
+    label: str
+    count: int
+    query: str
+    current: bool
+
+
+class GalleryPage(TypedDict, total=False):
+    """What the page cache keeps; its shape is in the key (counters.shape_version)."""
+
+    main_html: str
+    page_ids: list[int]
+    next_cursor: str
+    status_counts: list[StatusCount]
+    max_age: int
+    bad: bool  # an invalid filter: answered 400, never kept (max_age 0)
+
+
+PAGE_VERSION = counters.shape_version(GalleryPage, StatusCount)
 PAGE_TEMPLATE = "gallery/_page.html"
 PAGE_TEMPLATES = (
     CARD_TEMPLATE,
@@ -52,7 +71,7 @@ PAGE_TEMPLATES = (
 def gallery(request: HttpRequest) -> HttpResponse:
     form = GalleryFilterForm(request.GET)
 
-    def page() -> dict:
+    def page() -> GalleryPage:
         if not form.is_valid():
             return {"bad": True, "max_age": 0}  # answered below; never kept
         return _gallery_page(request, form)
@@ -89,7 +108,7 @@ def _rows_in_order(ids: list[int]) -> list[Generation]:
     return [rows[pk] for pk in ids if pk in rows]
 
 
-def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
+def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> GalleryPage:
     """The page's HTML and what the view needs beside it; small, because it is cached."""
     data = form.cleaned_data
     base = form.filter_without_status(Generation.objects.for_user(request.user))
@@ -108,7 +127,7 @@ def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
     query.pop("cursor", None)
     counts = user_status_counts(request.user.pk, form.filter_key(), base)
     links = _status_links(request)
-    status_counts = [
+    status_counts: list[StatusCount] = [
         {
             "value": value,
             "label": label,

@@ -59,8 +59,8 @@ PROVIDER_REMAINING_TTL = 60  # what a provider says is left today (generator.vie
 CARD_KEY = "card:v2"  # + template hash, row id, digest of cards.FIELDS' values: (html, expires)
 PRESIGN_KEY = "presign:v2"  # + lifetime, digest of endpoint|bucket|object key: (url, until)
 DIRECTORY_KEY = "gallery:model-directory:v1"  # (versions, {slug: AIModel with id/slug/name})
-PAGE_KEY = "gallery-page"  # + gallery.views.PAGE_VERSION (bump it when the page dict's shape
-#                            changes) + template hash + tz + query
+PAGE_KEY = "gallery-page"  # + shape_version(GalleryPage) + template hash + tz + query: no hand
+#                            version — the shape's digest changes with the TypedDict
 PROVIDER_REMAINING_KEY = "provider-remaining"  # + provider, remote id, user tag: (int | None,)
 # ---------------------------------------------------------------------------------------------
 
@@ -74,6 +74,13 @@ def history_key(user_id: int) -> str:
     status change: deleted, starred, edited in the admin. Figures over settled rows (final,
     and so never changing status again) depend on it instead of on every change."""
     return HISTORY_COUNTER.format(user_id=user_id)
+
+
+def shape_version(*shapes: type) -> str:
+    """A digest of these TypedDicts' field names and types: a cached value's key carries it,
+    so a release that changes what is cached never reads entries of the previous one."""
+    described = [(s.__qualname__, sorted(map(str, s.__annotations__.items()))) for s in shapes]
+    return hashlib.sha256(repr(described).encode()).hexdigest()[:8]
 
 
 def bump_user(user_id: int | None) -> None:

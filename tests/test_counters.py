@@ -6,6 +6,7 @@ import ast
 import os
 import uuid
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from django.core.cache import caches
@@ -86,3 +87,20 @@ def test_counters_are_bumped_only_by_the_models_transitions_and_the_signal_recei
                 continue
             offenders += [f"{name}:{line}" for line in _bump_calls(path)]
     assert offenders == []
+
+
+def test_a_cached_shape_gets_a_new_version_when_a_field_is_added_or_retyped():
+    class Page(TypedDict):
+        html: str
+
+    class Grown(TypedDict):
+        html: str
+        ids: list[int]
+
+    class Retyped(TypedDict):
+        html: bytes
+
+    Grown.__qualname__ = Retyped.__qualname__ = Page.__qualname__
+    versions = {counters.shape_version(t) for t in (Page, Grown, Retyped)}
+    assert len(versions) == 3
+    assert counters.shape_version(Page) == counters.shape_version(Page)
