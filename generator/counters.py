@@ -32,8 +32,8 @@ from django.core.cache.backends.redis import RedisCache
 # THE TABLE: every counter, lifetime and versioned key. Change one here, nowhere else.
 # ---------------------------------------------------------------------------------------------
 #
-# Counters (kept without expiry; an evicted one simply reads as "moved").
-#   name             key                     bumped when                          read by
+# Counters (kept without expiry; an evicted one simply reads as "moved"):
+#   constant = key template  # bumped when (by whom)                           read by
 USER_COUNTER = "userchanges:{user_id}"  # a generation of the user is created,  gallery page
 #                                          changes status, is starred, deleted   (cached_for_user)
 #                                          or edited (models.py, signals.py)
