@@ -4,7 +4,7 @@
 
 Prints: time to sign N URLs with S3Storage.url (SigV4, local HMAC), time to fetch them from the
 cache (locmem and, if REDIS_URL is set, Redis), and the time to download one presigned object.
-No database needed; the cache is the same one gallery/images.py uses.
+No database needed; the cache is the same one generator/image_urls.py uses.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
     from django.core.cache import caches as cache_handler
     from django.core.files.storage import storages
 
-    import gallery.images as images
+    import generator.image_urls as images
 
     client = boto3.client(
         "s3",

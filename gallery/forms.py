@@ -7,7 +7,6 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.utils import timezone as djtz
 from django.utils.functional import cached_property
 
@@ -36,25 +35,15 @@ def read_cursor(value: str) -> tuple[str, datetime, int]:
     return sort, created, int(pk)
 
 
-DIRECTORY_KEY = "gallery:model-directory:v1"
-# Moves whenever a model is saved or deleted: cached gallery pages show the models' names in
-# their filter, so they depend on it (generator.counters.cached_for_user(depends=…)).
-MODELS_VERSION_KEY = "gallery:models-version"
-
-
 def model_directory() -> dict[str, AIModel]:
     """Every model by slug, disabled ones too (their generations stay in the gallery), from
-    the cache: emptied whenever a model is saved or deleted (gallery.apps), kept 5 min at most."""
-    found = cache.get(DIRECTORY_KEY)
-    if found is None:
-        found = {m.slug: m for m in AIModel.objects.only("id", "slug", "name")}
-        cache.set(DIRECTORY_KEY, found, 300)
-    return found
-
-
-def forget_model_directory(**kwargs) -> None:
-    cache.delete(DIRECTORY_KEY)
-    counters.bump_key(MODELS_VERSION_KEY)
+    the cache: made anew whenever a model is saved or deleted (counters.MODELS_COUNTER)."""
+    return counters.cached(
+        counters.DIRECTORY_KEY,
+        [counters.MODELS_COUNTER],
+        lambda: {m.slug: m for m in AIModel.objects.only("id", "slug", "name")},
+        max_age=lambda _: counters.MODEL_DIRECTORY_MAX_AGE,
+    )
 
 
 class GalleryFilterForm(forms.Form):

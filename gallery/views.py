@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import mimetypes
+from typing import TypedDict
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import (
     FileResponse,
     Http404,
@@ -27,27 +28,35 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery.forms import FILTER_KEYS, MODELS_VERSION_KEY, GalleryFilterForm, make_cursor
-from gallery.images import attach_image_urls, presigned_download_url, presigned_urls
+from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
 from generator import actions, counters, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
 from generator.cards import FIELDS as CARD_FIELDS
+from generator.image_urls import attach_image_urls, presigned_download_url, presigned_urls
 from generator.models import Generation, OutputImage
+from generator.views import get_generation_for_user
 
 
-def get_generation_for_user(
-    request: HttpRequest, public_id: str, queryset: QuerySet[Generation] | None = None
-) -> Generation:
-    """The one ownership check: another user's generation is a 404, never a 403. `queryset`
-    narrows what is loaded (by default the row with its model and images)."""
-    if queryset is None:
-        queryset = Generation.objects.select_related("model").prefetch_related("images")
-    return get_object_or_404(queryset, public_id=public_id, user=request.user)
+class StatusCount(TypedDict):
+    value: str
+    label: str
+    count: int
+    query: str
+    current: bool
 
 
-# Names the shape of what _gallery_page() returns: bump it when that changes, so pages cached
-# by the previous release are not read as this one's.
-PAGE_VERSION = 4
+class GalleryPage(TypedDict, total=False):
+    """What the page cache keeps; its shape is in the key (counters.shape_version)."""
+
+    main_html: str
+    page_ids: list[int]
+    next_cursor: str
+    status_counts: list[StatusCount]
+    max_age: int
+    bad: bool  # an invalid filter: answered 400, never kept (max_age 0)
+
+
+PAGE_VERSION = counters.shape_version(GalleryPage, StatusCount)
 PAGE_TEMPLATE = "gallery/_page.html"
 PAGE_TEMPLATES = (
     CARD_TEMPLATE,
@@ -62,7 +71,7 @@ PAGE_TEMPLATES = (
 def gallery(request: HttpRequest) -> HttpResponse:
     form = GalleryFilterForm(request.GET)
 
-    def page() -> dict:
+    def page() -> GalleryPage:
         if not form.is_valid():
             return {"bad": True, "max_age": 0}  # answered below; never kept
         return _gallery_page(request, form)
@@ -71,16 +80,16 @@ def gallery(request: HttpRequest) -> HttpResponse:
     # a page seen before costs one cache round trip more than any page: its HTML is kept until
     # one of the user's generations changes (generator/counters.py), a model is edited, or its
     # image URLs near expiry; a page with a generation still at work for a few seconds only
-    # (generator.cards.ACTIVE_MAX_AGE). A kept page's filters were validated when it was made,
+    # (counters.ACTIVE_PAGE_MAX_AGE). A kept page's filters were validated when it was made,
     # against the models it depends on, so they are not validated again.
     body = counters.cached_for_user(
         request.user.pk,
-        f"gallery-page:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
+        f"{counters.PAGE_KEY}:{PAGE_VERSION}:{template_version(*PAGE_TEMPLATES)}:"
         f"{timezone.get_current_timezone_name()}:"
         f"{request.GET.urlencode()}",
         page,
         max_age=lambda body: body["max_age"],
-        depends=[MODELS_VERSION_KEY],
+        depends=[counters.MODELS_COUNTER],
     )
     if body.get("bad"):
         return render(request, "gallery/bad_filter.html", {"form": form}, status=400)
@@ -99,7 +108,7 @@ def _rows_in_order(ids: list[int]) -> list[Generation]:
     return [rows[pk] for pk in ids if pk in rows]
 
 
-def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
+def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> GalleryPage:
     """The page's HTML and what the view needs beside it; small, because it is cached."""
     data = form.cleaned_data
     base = form.filter_without_status(Generation.objects.for_user(request.user))
@@ -118,7 +127,7 @@ def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> dict:
     query.pop("cursor", None)
     counts = user_status_counts(request.user.pk, form.filter_key(), base)
     links = _status_links(request)
-    status_counts = [
+    status_counts: list[StatusCount] = [
         {
             "value": value,
             "label": label,
@@ -155,7 +164,7 @@ def user_status_counts(user_id: int, filter_key: str, base) -> dict[str, int]:
     a user's change counter moves with every generation they make. So the history is split at
     the start of today: rows that were already final then never change status again (a final
     state is never left), and their counts are kept until one of the user's rows is deleted,
-    starred or edited (counters.history_key) or MAX_AGE passes; the rest — made today, finished
+    starred or edited (counters.history_key) or DERIVED_MAX_AGE passes; the rest — made today, finished
     today or still at work — are counted each time the page is made, over index ranges.
     """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -6,5 +6,5 @@ class GeneratorConfig(AppConfig):
     verbose_name = "Generation"
 
     def ready(self) -> None:
-        # Connects the receiver that removes an image's objects from storage on delete.
-        from generator import storage  # noqa: F401
+        # Connects every receiver: cache counters and storage clean-up (generator/signals.py).
+        from generator import signals  # noqa: F401

@@ -3,13 +3,13 @@
 A finished generation's card changes only when its row does (star, delete, re-run of the
 row's status), so its HTML is cached, keyed on the row's `updated_at`: a 48-card gallery page
 renders only the cards it has not rendered before. An entry never outlives the presigned URLs
-inside it (see gallery.images.attach_image_urls) and never reaches another row, another filter
+inside it (see generator.image_urls.attach_urls) and never reaches another row, another filter
 (the detail link carries it), another time zone or an edited card template. Cards of queued and
 running generations are always rendered fresh: they change every second. They have no images
 yet either (images are stored in the same transaction that completes a generation), so none
 are looked up for them.
 
-A page of cards with some still at work may be kept for ACTIVE_MAX_AGE seconds only: every
+A page of cards with some still at work may be kept for ACTIVE_PAGE_MAX_AGE seconds only: every
 status change makes the page anew (generator/counters.py), and what it may show stale in the
 meantime — a progress bar — is what the page's script refreshes every second anyway.
 
@@ -30,11 +30,15 @@ from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from gallery.images import attach_urls
+from generator.counters import ACTIVE_PAGE_MAX_AGE, CARD_KEY, CARD_MAX_AGE, CARD_MIN_AGE
+from generator.image_urls import attach_urls
 from generator.models import Generation, OutputImage
 
 CARD_TEMPLATE = "generator/_card.html"
-# What a card shows (and its cache key needs): list pages load only these (`.only(*FIELDS)`).
+# What a card shows, written once: list pages load only these (`.only(*FIELDS)`), and the
+# card's cache key is a digest of their values (card_version), so a field added here is in
+# the key too. The template may use these and properties of them (is_final, the status's
+# display); tests/test_cards.py checks that it uses nothing else.
 FIELDS = (
     "id",
     "public_id",
@@ -50,12 +54,6 @@ FIELDS = (
     "model__id",
     "model__name",
 )
-# Upper bound for a cached card; its presigned URLs may bound it further.
-MAX_AGE = 3600
-# A card whose URLs can be handed out for less than this is not worth caching.
-MIN_AGE = 30
-# How long a page with cards of generations still at work may be served again (see above).
-ACTIVE_MAX_AGE = 5
 
 
 @functools.cache
@@ -67,16 +65,22 @@ def template_version(*names: str) -> str:
     return digest.hexdigest()[:10]
 
 
+def _value(gen: Generation, field: str) -> object:
+    """A FIELDS entry's value: `model__name` is gen.model.name."""
+    value: object = gen
+    for part in field.split("__"):
+        value = getattr(value, part)
+    return value
+
+
 def card_version(gen: Generation, filter_query: str = "") -> str:
-    """Names what a card shows: it changes with the row (`updated_at` moves on every write
-    through the model; the fields a card shows are named too, for a QuerySet.update() that
-    did not move it), the model's name, the filter the detail link carries, the time zone, the
-    storage and the card template."""
+    """Names what a card shows: every one of FIELDS (`updated_at` moves on every write through
+    the model; the others catch a QuerySet.update() that did not move it, and the model's
+    name an edited model), the filter the detail link carries, the time zone, the storage and
+    the card template."""
     varies = "|".join(
         [
-            gen.updated_at.isoformat(),
-            f"{gen.status}:{gen.progress}:{gen.favorite}:{gen.started_at}:{gen.error}",
-            gen.model.name,
+            *(repr(_value(gen, field)) for field in FIELDS),
             filter_query,
             timezone.get_current_timezone_name(),
             settings.STORAGE_BACKEND,
@@ -87,7 +91,7 @@ def card_version(gen: Generation, filter_query: str = "") -> str:
 
 
 def _cache_key(gen: Generation, filter_query: str) -> str:
-    return f"card:v2:{card_version(gen, filter_query)}"
+    return f"{CARD_KEY}:{card_version(gen, filter_query)}"
 
 
 def _images_of(gens: Sequence[Generation]) -> dict[int, list[OutputImage]]:
@@ -114,7 +118,7 @@ def render_cards(
     gens: Sequence[Generation], filter_query: str = ""
 ) -> tuple[list[SafeString], int]:
     """The cards of these generations (with `model` loaded), in order, and how many seconds
-    this HTML may be served from a cache (at most ACTIVE_MAX_AGE if a card is of a
+    this HTML may be served from a cache (at most ACTIVE_PAGE_MAX_AGE if a card is of a
     generation still at work).
 
     One cache round trip for the finished ones; the images of the other finished ones are
@@ -124,7 +128,7 @@ def render_cards(
     keys = {gen.pk: _cache_key(gen, filter_query) for gen in gens if gen.is_final}
     cached = cache.get_many(list(keys.values())) if keys else {}
     missing = [gen for gen in gens if keys.get(gen.pk) not in cached]
-    fresh_expires = now + MAX_AGE
+    fresh_expires = now + CARD_MAX_AGE
     images = _images_of([gen for gen in missing if gen.is_final])
     if missing:
         until = attach_urls([img for imgs in images.values() for img in imgs])
@@ -143,10 +147,10 @@ def render_cards(
             if key:
                 fresh[key] = (str(html), fresh_expires)
         cards.append(mark_safe(html))
-    if fresh and fresh_expires - now >= MIN_AGE:
+    if fresh and fresh_expires - now >= CARD_MIN_AGE:
         cache.set_many(fresh, int(fresh_expires - now))
     max_age = int(expires - now)
-    if max_age < MIN_AGE:
+    if max_age < CARD_MIN_AGE:
         return cards, 0
     active = len(keys) < len(gens)
-    return cards, min(max_age, ACTIVE_MAX_AGE) if active else max_age
+    return cards, min(max_age, ACTIVE_PAGE_MAX_AGE) if active else max_age

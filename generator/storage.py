@@ -1,8 +1,8 @@
 """Easel's own copies of images in storage (local disk or an S3-compatible bucket).
 
 Every way a row disappears — the user's Delete button, the admin's bulk action, a cascade from a
-deleted user or generation — runs the post_delete receiver below, so the objects leave storage
-too. The files are removed only after the transaction commits: a rolled-back delete keeps them.
+deleted user or generation — runs the post_delete receiver in generator/signals.py, which calls
+delete_files once the transaction commits (a rolled-back delete keeps them).
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from datetime import datetime
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
 
 from generator.imaging import make_thumbnail
 from generator.models import OutputImage
@@ -41,12 +38,6 @@ def delete_files(names: list[str]) -> int:
             # finds whatever is left behind as an orphan.
             logger.warning("Could not delete %s from storage", name, exc_info=True)
     return removed
-
-
-@receiver(post_delete, sender=OutputImage, dispatch_uid="easel-delete-image-files")
-def _delete_image_files(sender, instance: OutputImage, **kwargs) -> None:
-    names = [instance.file.name, instance.thumbnail.name]
-    transaction.on_commit(lambda: delete_files(names))
 
 
 @dataclass

@@ -4,19 +4,32 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
-from gallery.views import get_generation_for_user
 from generator import actions, limits
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
+from generator.counters import PROVIDER_REMAINING_KEY, PROVIDER_REMAINING_TTL
 from generator.forms import GenerationForm, fill_template, template_names
 from generator.models import AIModel, Generation
+from generator.providers import get_provider_class
 
 RECENT = 8
+
+
+def get_generation_for_user(
+    request: HttpRequest, public_id: str, queryset: QuerySet[Generation] | None = None
+) -> Generation:
+    """The one ownership check: another user's generation is a 404, never a 403. `queryset`
+    narrows what is loaded (by default the row with its model and images)."""
+    if queryset is None:
+        queryset = Generation.objects.select_related("model").prefetch_related("images")
+    return get_object_or_404(queryset, public_id=public_id, user=request.user)
 
 
 def _model_options() -> dict:
@@ -49,11 +62,40 @@ def _allowances(user) -> list[dict]:
     """What is left per model with a limit, for the prompt page's fair-use block."""
     rows = []
     for a in limits.allowances(user):
-        remote = limits.provider_remaining(user, a.model)
+        remote = _provider_remaining(user, a.model)
         if a.limits.unlimited and remote is None:
             continue
         rows.append({"allowance": a, "provider_remaining": remote})
     return rows
+
+
+def _provider_remaining(user, model: AIModel) -> int | None:
+    """What the provider says is left today, where its adapter can tell (Meteron's
+    `remaining(tag, remote_id)`). Best effort, cached briefly; None when unknown."""
+    cls = get_provider_class(model.provider)
+    if cls is None or not callable(getattr(cls, "remaining", None)):
+        return None
+    tag = model.tag_for(user)
+    key = f"{PROVIDER_REMAINING_KEY}:{model.provider}:{model.remote_id}:{tag}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached[0]
+    try:
+        value = cls().remaining(tag, model.remote_id)
+    except Exception:
+        value = None  # the page must not break because a provider did not answer
+    value = _remaining_today(value)
+    cache.set(key, (value,), PROVIDER_REMAINING_TTL)
+    return value
+
+
+def _remaining_today(value) -> int | None:
+    if isinstance(value, dict):
+        for key in ("remaining", "left", "generations"):
+            if isinstance(value.get(key), int):
+                return value[key]
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _reuse_initial(request: HttpRequest, public_id: str) -> dict:

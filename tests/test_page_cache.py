@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from generator import cards
+from generator import cards, counters
 from generator.models import AIModel, Generation
 from tests import s3server
 from tests.conftest import image_row
@@ -108,7 +108,7 @@ def test_cards_of_unfinished_generations_are_never_kept(owner, make_generation):
     done = make_generation(owner)
     _, max_age = cards.render_cards([done, running])
     # A page with this card is kept a few seconds at most (its script polls every second).
-    assert 0 < max_age <= cards.ACTIVE_MAX_AGE
+    assert 0 < max_age <= counters.ACTIVE_PAGE_MAX_AGE
     Generation.objects.filter(pk=running.pk).update(progress=0.6)
     running = Generation.objects.select_related("model").get(pk=running.pk)
     with CaptureQueriesContext(connection) as ctx:

@@ -23,7 +23,8 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from storages.backends.s3 import S3Storage
 
-from gallery.images import SAFETY_MARGIN, cache_timeout
+from generator.counters import PRESIGN_SAFETY_MARGIN
+from generator.image_urls import cache_timeout
 from generator.models import Generation, OutputImage
 from generator.tasks import run_generation
 from tests import s3server
@@ -100,7 +101,7 @@ def test_presigned_urls_are_sigv4_with_the_configured_lifetime(
 
 
 def test_a_cached_url_is_handed_out_only_until_shortly_before_it_expires():
-    assert cache_timeout(3600) == 3600 - SAFETY_MARGIN
+    assert cache_timeout(3600) == 3600 - PRESIGN_SAFETY_MARGIN
     assert cache_timeout(600) == 300  # short lifetimes: half, so a URL never reaches a page stale
     assert cache_timeout(1) == 1
 

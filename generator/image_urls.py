@@ -16,10 +16,8 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
+from generator.counters import PRESIGN_KEY, PRESIGN_SAFETY_MARGIN
 from generator.models import Generation, OutputImage
-
-# A cached URL is handed out only while it still has this long to live.
-SAFETY_MARGIN = 300
 
 
 def _uses_presigned_urls() -> bool:
@@ -32,9 +30,9 @@ def presign_lifetime() -> int:
 
 
 def cache_timeout(lifetime: int) -> int:
-    """How long a URL may be handed out again: until SAFETY_MARGIN before it expires."""
-    if lifetime > SAFETY_MARGIN * 2:
-        return lifetime - SAFETY_MARGIN
+    """How long a URL may be handed out again: until PRESIGN_SAFETY_MARGIN before it expires."""
+    if lifetime > PRESIGN_SAFETY_MARGIN * 2:
+        return lifetime - PRESIGN_SAFETY_MARGIN
     return max(1, lifetime // 2)
 
 
@@ -42,13 +40,13 @@ def _cache_key(name: str, lifetime: int) -> str:
     # The bucket and endpoint are part of the key: a URL for another bucket is never reused.
     where = f"{getattr(default_storage, 'endpoint_url', '')}|{getattr(default_storage, 'bucket_name', '')}"
     digest = hashlib.sha256(f"{where}|{name}".encode()).hexdigest()[:32]
-    return f"presign:v2:{lifetime}:{digest}"
+    return f"{PRESIGN_KEY}:{lifetime}:{digest}"
 
 
 def presigned_urls_until(names: Iterable[str]) -> dict[str, tuple[str, float]]:
     """{key: (presigned URL, until)} for object keys, from the cache where possible (one round
     trip). `until` is the epoch second up to which the URL may be handed out (it still has
-    SAFETY_MARGIN to live then), so whatever embeds it can be cached no longer than that."""
+    PRESIGN_SAFETY_MARGIN to live then), so whatever embeds it can be cached no longer than that."""
     names = list(dict.fromkeys(n for n in names if n))
     lifetime = presign_lifetime()
     keys = {_cache_key(n, lifetime): n for n in names}

@@ -1,0 +1,46 @@
+"""Every model-signal receiver of the project, connected once in GeneratorConfig.ready.
+
+Together with Generation's transition methods (models.py), this module is the only place a
+cache counter is bumped (the one rule in generator/counters.py): a write through the model's
+save() or delete() reaches the receivers below, whoever made it — a view, the admin's change
+form or bulk delete, a cascade from a deleted user.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from generator import counters, storage
+from generator.models import AIModel, Generation, OutputImage
+
+
+@receiver(post_save, sender=Generation, dispatch_uid="userchanges_save")
+def _generation_saved(sender, instance: Generation, created: bool = False, **kwargs) -> None:
+    # A new row is not settled yet (see counters.history_key); a saved existing row may have
+    # been edited in any field (the admin's change form).
+    if created:
+        counters.bump_user(instance.user_id)
+    else:
+        counters.bump_history(instance.user_id)
+
+
+@receiver(post_delete, sender=Generation, dispatch_uid="userchanges_delete")
+def _generation_deleted(sender, instance: Generation, **kwargs) -> None:
+    counters.bump_history(instance.user_id)
+
+
+@receiver(post_delete, sender=OutputImage, dispatch_uid="easel-delete-image-files")
+def _delete_image_files(sender, instance: OutputImage, **kwargs) -> None:
+    # Every way a row disappears runs this, so its objects leave storage too — only after the
+    # transaction commits: a rolled-back delete keeps them.
+    names = [instance.file.name, instance.thumbnail.name]
+    transaction.on_commit(lambda: storage.delete_files(names))
+
+
+@receiver(post_save, sender=AIModel, dispatch_uid="models-version-save")
+@receiver(post_delete, sender=AIModel, dispatch_uid="models-version-delete")
+def _model_changed(sender, instance: AIModel, **kwargs) -> None:
+    # Cached gallery pages and the model directory show models' names (gallery.forms).
+    counters.bump_key(counters.MODELS_COUNTER)
