@@ -16,7 +16,6 @@ it empties the generation tables first.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import sys
@@ -24,35 +23,22 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("EASEL_ALLOW_DEV_SECRET", "1")
 
+from bench.datagen_assets import BENCH_MODELS, WORDS, ensure_models, store_objects
+from bench.pg_copy import Copier
+
 HEAVY_EMAIL = "heavy@bench.easel"
 BENCH_PASSWORD = "bench-Password-123"
-N_OBJECTS = 8
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=365 * 2)
 
-# (slug, name, provider, remote_id, params) — models a real install could have.
-BENCH_MODELS = [
-    ("bench-flux", "Bench FLUX", "replicate", "black-forest-labs/flux-schnell", {}),
-    ("bench-dalle", "Bench DALL·E", "openai", "dall-e-3", {}),
-    ("bench-sdxl", "Bench SDXL", "meteron", "sdxl", {}),
-    ("bench-scenario", "Bench Scenario", "scenario", "model_abc", {}),
-    # Used by the pipeline steps of bench/run.py (answer at once / a 10-s async job).
-    ("bench-instant", "Bench instant 64px", "local", "bench-instant", {"delay": 0}),
-    ("bench-async", "Bench async 10 s", "local", "bench-async", {"delay": 10}),
-]
+# The share of each of BENCH_MODELS (in its order) among the generations.
 MODEL_WEIGHTS = [0.35, 0.25, 0.2, 0.1, 0.05, 0.05]
 STATUS_MIX = [("completed", 0.90), ("failed", 0.07), ("canceled", 0.03)]
 IMAGES_MIX = [(1, 0.7), (2, 0.15), (4, 0.15)]
-WORDS = (
-    "a red fox in the snow, watercolor; an astronaut riding a horse; a lighthouse at dusk; "
-    "a bowl of ramen, studio light; a cyberpunk street in the rain; a cat wearing a crown; "
-    "an isometric city block; a misty forest with deer; a portrait in the style of Vermeer"
-).split("; ")
 
 
 def setup_django() -> None:
@@ -72,64 +58,6 @@ def check_database() -> str:
     return name
 
 
-def ensure_models() -> dict[str, int]:
-    from generator.models import AIModel
-
-    ids = {}
-    for position, (slug, name, provider, remote_id, params) in enumerate(BENCH_MODELS):
-        options = {
-            "sizes": ["64x64", "512x512"],
-            "max_images": 4,
-            "seed": True,
-            "defaults": {"size": "64x64" if provider == "local" else "512x512"},
-        }
-        model, _ = AIModel.objects.update_or_create(
-            slug=slug,
-            defaults={
-                "name": name,
-                "provider": provider,
-                "remote_id": remote_id,
-                "params": params,
-                "options": options,
-                "position": 500 + position,
-                "timeout_seconds": 600,
-            },
-        )
-        ids[slug] = model.pk
-    return ids
-
-
-def store_objects(seed: int) -> list[dict]:
-    """Render a few real images once and store them (original + WebP thumbnail)."""
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
-
-    from generator.imaging import make_thumbnail
-    from generator.providers.local import render
-
-    objects = []
-    for i in range(N_OBJECTS):
-        data = render(WORDS[i % len(WORDS)], seed + i, (512, 512))
-        thumb = make_thumbnail(data)
-        base = f"generations/bench/object-{seed}-{i}"
-        name = f"{base}.png"
-        thumb_name = f"{base}-thumb.webp"
-        if not default_storage.exists(name):
-            name = default_storage.save(name, ContentFile(data))
-        if not default_storage.exists(thumb_name):
-            thumb_name = default_storage.save(thumb_name, ContentFile(thumb))
-        objects.append(
-            {
-                "file": name,
-                "thumbnail": thumb_name,
-                "bytes": len(data),
-                "thumbnail_bytes": len(thumb),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-        )
-    return objects
-
-
 def _pick(rng: random.Random, mix):
     r = rng.random()
     for value, weight in mix:
@@ -137,52 +65,6 @@ def _pick(rng: random.Random, mix):
         if r <= 0:
             return value
     return mix[-1][0]
-
-
-class Copier:
-    """COPY rows of one Django model, filling every column the row does not name with the
-    field's default, so columns other issues add keep working."""
-
-    def __init__(self, cursor, model, given: list[str]):
-        from psycopg.types.json import Jsonb
-
-        self.jsonb = Jsonb
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.attname in given]
-        self.columns = [f.column for f in fields]
-        self.order = [f.attname for f in fields]
-        self.defaults = {}
-        self.json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-        for f in fields:
-            if f.attname not in given:
-                if f.has_default() and not callable(f.default):
-                    self.defaults[f.attname] = f.get_default()
-                elif f.has_default():
-                    self.defaults[f.attname] = f.get_default()  # same value each row (non-unique)
-                elif f.null:
-                    self.defaults[f.attname] = None
-                elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                    self.defaults[f.attname] = datetime.now(UTC)
-                else:
-                    self.defaults[f.attname] = (
-                        ""
-                        if f.get_internal_type() in ("CharField", "TextField", "FileField")
-                        else 0
-                    )
-        cols = ", ".join(f'"{c}"' for c in self.columns)
-        self.ctx = cursor.copy(f'COPY "{model._meta.db_table}" ({cols}) FROM STDIN')
-        self.copy = self.ctx.__enter__()
-
-    def write(self, row: dict) -> None:
-        values = []
-        for name in self.order:
-            value = row[name] if name in row else self.defaults[name]
-            if name in self.json_fields and value is not None:
-                value = self.jsonb(value)
-            values.append(value)
-        self.copy.write_row(values)
-
-    def close(self) -> None:
-        self.ctx.__exit__(None, None, None)
 
 
 def generate(users: int, generations: int, heavy: int, seed: int = 8, log=print) -> dict:
