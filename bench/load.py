@@ -72,8 +72,8 @@ def prefill(users, per_user: int) -> None:
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    from generator.models import AIModel, Generation, OutputImage
     from generator.imaging import make_thumbnail
+    from generator.models import AIModel, Generation, OutputImage
     from generator.providers.local import render
 
     model = AIModel.objects.get(slug="local-sketch")

@@ -365,7 +365,7 @@ def delete(request: HttpRequest, public_id: str) -> HttpResponse:
         return render(request, "gallery/delete.html", {"gen": gen})
     if not gen.is_final:
         # Stop the pipeline first, so no worker stores images for a row that is going away.
-        gen.cancel("Deleted by its owner.")
+        actions.cancel(gen, "Deleted by its owner.")
     gen.delete()  # the OutputImage post_delete receiver removes the objects from storage
     messages.success(request, "The generation and its images were deleted.")
     return redirect("gallery:list")

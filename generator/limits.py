@@ -223,42 +223,6 @@ def _images(n: int) -> str:
     return f"{n} image{'s' if n != 1 else ''}"
 
 
-PROVIDER_REMAINING_TTL = 60  # seconds; the prompt page must not ask the provider every time
-
-
-def provider_remaining(user, model: AIModel) -> int | None:
-    """What the provider says is left today, where its adapter can tell (Meteron's
-    `remaining(tag, remote_id)`). Best effort, cached briefly; None when unknown."""
-    from django.core.cache import cache
-
-    from generator.providers import get_provider_class
-
-    cls = get_provider_class(model.provider)
-    if cls is None or not callable(getattr(cls, "remaining", None)):
-        return None
-    tag = model.tag_for(user)
-    key = f"provider-remaining:{model.provider}:{model.remote_id}:{tag}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached[0]
-    try:
-        value = cls().remaining(tag, model.remote_id)
-    except Exception:
-        value = None  # the page must not break because a provider did not answer
-    value = _remaining_today(value)
-    cache.set(key, (value,), PROVIDER_REMAINING_TTL)
-    return value
-
-
-def _remaining_today(value) -> int | None:
-    if isinstance(value, dict):
-        for key in ("remaining", "left", "generations"):
-            if isinstance(value.get(key), int):
-                return value[key]
-        return None
-    return value if isinstance(value, int) else None
-
-
 def usage_totals(user) -> models.QuerySet:
     """Per model: images charged and refunded, all time (for the history page and admin)."""
     return (
