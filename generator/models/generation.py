@@ -254,7 +254,7 @@ class Generation(models.Model):
         qn = connections[db].ops.quote_name
         table = qn(cls._meta.db_table)
         columns = (
-            f"{table}.*, (SELECT updated_at FROM {qn(AIModel._meta.db_table)} m "
+            f"*, (SELECT updated_at FROM {qn(AIModel._meta.db_table)} m "
             f"WHERE m.id = {table}.model_id) AS model_version, "
             f"(SELECT public_id FROM {qn(user_model._meta.db_table)} u "
             f"WHERE u.id = {table}.user_id) AS user_public_id"
