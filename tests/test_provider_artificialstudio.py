@@ -184,17 +184,19 @@ def test_the_connection_check_reports_credits(configured, sim):
 
 
 @pytest.mark.parametrize(
-    "fault",
+    "fault, where",
     [
-        {"status": 502, "times": 1},
-        {"status": 429, "retry_after": "0", "times": 1},
-        {"hang": 1.5, "times": 1},
-        {"malformed_json": True, "times": 1},
-        {"reset": True, "times": 1},
+        pytest.param({"status": 502, "times": 1}, "submit", id="502-submit"),
+        pytest.param({"status": 502, "times": 1}, "poll", id="502-poll"),
+        pytest.param({"status": 429, "retry_after": "0", "times": 1}, "submit", id="429-submit"),
+        pytest.param({"status": 429, "retry_after": "0", "times": 1}, "poll", id="429-poll"),
+        pytest.param({"hang": 1.5, "times": 1}, "submit", id="timeout-submit"),
+        pytest.param({"hang": 1.5, "times": 1}, "poll", id="timeout-poll"),
+        pytest.param({"malformed_json": True, "times": 1}, "poll", id="malformed-json-poll"),
+        pytest.param({"reset": True, "times": 1}, "submit", id="reset-submit"),
+        pytest.param({"reset": True, "times": 1}, "poll", id="reset-poll"),
     ],
-    ids=["502", "429", "timeout", "malformed-json", "reset"],
 )
-@pytest.mark.parametrize("where", ["submit", "poll"])
 def test_a_transient_fault_ends_completed_after_retries(
     owner, configured, sim, make_generation, fault, where
 ):
@@ -204,6 +206,21 @@ def test_a_transient_fault_ends_completed_after_retries(
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
+
+
+def test_an_accepted_submit_whose_reply_cannot_be_read_is_final_and_never_sent_again(
+    owner, configured, sim, make_generation
+):
+    # A 2xx means Artificial Studio started (and bills) the job; a second POST would charge again. Only
+    # the first reply is broken, so a re-send would show as a completed generation.
+    sim.faults.set(malformed_json=True, times=1, only=r"^/api/run$")
+    gen = queued(make_generation, owner)
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "Artificial Studio accepted the request" in gen.error and "not sent again" in gen.error
+    assert len(sim.received("POST", r"^/api/run$")) == 1
+    assert gen.attempts == 1
 
 
 def test_a_fault_that_never_clears_fails_with_a_reason(

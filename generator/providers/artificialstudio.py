@@ -71,7 +71,7 @@ class ArtificialStudioProvider(HttpProvider):
 
         if provider_can_reach_us(self.base_url):
             body["webhook"] = webhook_url(self.name)
-        reply = self.json(self.request("POST", path, json=body))
+        reply = self.json(self.request("POST", path, json=body), accepted=True)
         job_id = (reply.get("id") or reply.get("_id")) if isinstance(reply, dict) else None
         if not job_id:
             raise ProviderError("Artificial Studio answered without a job id.", retryable=False)

@@ -205,10 +205,19 @@ class HttpProvider(Provider):
             self.raise_for_response(response)
         return response
 
-    def json(self, response: httpx.Response) -> Any:
+    def json(self, response: httpx.Response, *, accepted: bool = False) -> Any:
+        """The reply's JSON. `accepted=True` is for the reply to a submit that started billable
+        work: the provider has taken (and will charge for) the request, so an unreadable reply
+        is final; sending the request again could charge the user twice. Any other unreadable
+        reply (a poll, a listing) is worth asking again."""
         try:
             return response.json()
         except ValueError:
+            if accepted:
+                raise ProviderError(
+                    f"{self.label} accepted the request but its reply was not valid JSON; it was "
+                    "not sent again, so you are not charged twice. Use Retry to try again."
+                ) from None
             raise ProviderError(
                 f"{self.label} sent a reply that is not valid JSON.", retryable=True
             ) from None

@@ -126,15 +126,7 @@ class MeteronProvider(HttpProvider):
         response = self.request(
             "POST", "/api/images/generations", json=build_body(gen), headers=self.headers_for(gen)
         )
-        try:
-            item = response.json()
-        except ValueError:
-            # A 200 means Meteron accepted (and will bill) the request; sending it again could
-            # charge the user twice, so an unreadable acceptance is final.
-            raise ProviderError(
-                "Meteron accepted the request but its reply was not valid JSON; it was not "
-                "sent again to avoid a double charge."
-            ) from None
+        item = self.json(response, accepted=True)
         if not isinstance(item, dict):
             raise ProviderError("Meteron's reply did not describe a generation.")
         result = self.interpret(item)

@@ -60,7 +60,7 @@ class OpenAIStyleProvider(HttpProvider):
         if timeout:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=min(10.0, timeout))
         response = self.request("POST", self.path(gen), **kwargs)
-        return Done(images=self.images(self.json(response)))
+        return Done(images=self.images(self.json(response, accepted=True)))
 
     def images(self, payload: Any) -> list[ImageOutput]:
         items = payload.get("data") if isinstance(payload, dict) else None

@@ -132,7 +132,7 @@ class ReplicateProvider(HttpProvider):
         if wait:
             headers["Prefer"] = f"wait={int(wait)}"
         response = self.request("POST", path, json=body, headers=headers)
-        prediction = self.json(response)
+        prediction = self.json(response, accepted=True)
         result = self.read(prediction)
         if isinstance(result, Failed):
             raise ProviderError(result.reason, retryable=False)

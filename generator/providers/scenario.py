@@ -108,15 +108,7 @@ class ScenarioProvider(HttpProvider):
     def submit(self, gen: Generation) -> Pending:
         model_id = quote(gen.model.remote_id, safe="")
         response = self.request("POST", f"/generate/custom/{model_id}", json=build_body(gen))
-        try:
-            body = response.json()
-        except ValueError:
-            # A 2xx means Scenario created (and billed) a job; resending could charge twice.
-            raise ProviderError(
-                "Scenario accepted the request but its reply was not valid JSON; it was not "
-                "sent again to avoid a double charge."
-            ) from None
-        job = job_of(body)
+        job = job_of(self.json(response, accepted=True))
         job_id = job_id_of(job)
         if not job_id:
             raise ProviderError("Scenario accepted the request without a job id.")

@@ -110,7 +110,8 @@ class CountingSimProvider(HttpProvider):
 
     def submit(self, gen) -> Pending:
         body = {"prompt": gen.prompt, "n": gen.num_images, "size": gen.options.get("size")}
-        data = self.json(self.request("POST", f"/jobs/{gen.public_id}", json=body))
+        # The POST starts (billable) work, as a real API's does: an unreadable reply is final.
+        data = self.json(self.request("POST", f"/jobs/{gen.public_id}", json=body), accepted=True)
         return Pending(job_id=str(data["id"]), progress=0.0, poll_after=0.1)
 
     def check(self, gen) -> Done | Pending | Failed:
