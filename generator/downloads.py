@@ -14,13 +14,10 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
-from generator.providers.base import USER_AGENT, ProviderError, ssl_context
+from generator.errors import DownloadError
+from generator.providers.base import USER_AGENT, ssl_context
 
 MAX_REDIRECTS = 5
-
-
-class DownloadError(ProviderError):
-    pass
 
 
 @dataclass

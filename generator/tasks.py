@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generator.actions import dispatch
+from generator.errors import GenerationError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
 from generator.providers import get_provider
@@ -109,7 +110,7 @@ def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
         # Canceled (or deleted) while the provider worked: keeps nothing, changes nothing.
         try:
             store_and_complete(gen, result.images, provider)
-        except ProviderError as exc:
+        except GenerationError as exc:  # download, image and storage errors as well
             gen.fail(exc.message)
     elif isinstance(result, Pending):
         countdown = result.poll_after if result.poll_after is not None else backoff(step)

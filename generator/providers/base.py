@@ -2,8 +2,9 @@
 
 A provider turns a Generation into images. `submit()` either returns the images at once
 (`Done`) or a job handle (`Pending`) that the task checks again later with `check()`, by
-scheduling itself — a worker never sleeps while a provider works. Errors are one tree:
-`ProviderError(message, retryable=...)`; the task retries only what is retryable.
+scheduling itself — a worker never sleeps while a provider works. Errors are one tree
+(generator.errors): `ProviderError(message, retryable=...)`; the task retries only what is
+retryable.
 """
 
 from __future__ import annotations
@@ -17,10 +18,31 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from django.conf import settings
 
+# Re-exported: the error tree lives in generator.errors; provider modules and tests import
+# these four names from here.
+from generator.errors import GenerationError, LimitReached, NotConfigured, ProviderError
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from generator.models import Generation
+
+__all__ = [
+    "Done",
+    "Failed",
+    "GenerationError",
+    "HttpProvider",
+    "ImageOutput",
+    "LimitReached",
+    "NotConfigured",
+    "Pending",
+    "Provider",
+    "ProviderError",
+    "generation_inputs",
+    "parse_size",
+    "provider_setting",
+    "with_field_errors",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,30 +87,6 @@ class Pending:
 class Failed:
     reason: str
     canceled: bool = False
-
-
-class ProviderError(Exception):
-    """A call to a provider went wrong. `retryable` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-class LimitReached(ProviderError):
-    """The provider refused because the user's limit there is used up."""
-
-    def __init__(self, message: str = "Limit reached at the provider."):
-        super().__init__(message, retryable=False)
-
-
-class NotConfigured(ProviderError):
-    def __init__(self, provider: str):
-        super().__init__(
-            f"The {provider} provider is not configured on this server.", retryable=False
-        )
 
 
 def parse_size(value: str) -> tuple[int, int]:
