@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
@@ -21,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from generator.models import Generation
+from generator.net import host_is_private
 from generator.providers import get_provider_class
 
 logger = logging.getLogger(__name__)
@@ -36,10 +38,6 @@ def webhook_url(provider: str) -> str:
 def provider_can_reach_us(provider_base_url: str) -> bool:
     """A public provider cannot call a private PUBLIC_BASE_URL (and some reject such URLs
     outright), so a webhook URL is handed out only where it can work; polling stays the fallback."""
-    import httpx
-
-    from generator.downloads import host_is_private
-
     ours = httpx.URL(settings.PUBLIC_BASE_URL).host
     if not host_is_private(ours):
         return True

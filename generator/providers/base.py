@@ -9,9 +9,7 @@ retryable.
 
 from __future__ import annotations
 
-import functools
 import logging
-import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +19,7 @@ from django.conf import settings
 # Re-exported: the error tree lives in generator.errors; provider modules and tests import
 # these four names from here.
 from generator.errors import GenerationError, LimitReached, NotConfigured, ProviderError
+from generator.net import USER_AGENT, host_is_private, ssl_context
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -45,18 +44,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-USER_AGENT = "Easel/1.0 (+https://github.com/easel)"
-
-
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process. httpx builds a new one (loading the whole CA
-    bundle, ~0.1 s of CPU) for every client otherwise, and a provider call or an output
-    download makes a client per task: that was most of a short task's time."""
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass
@@ -254,8 +241,6 @@ class HttpProvider(Provider):
         raise ProviderError(f"{self.label} refused the request ({status}): {message}")
 
     def download_allows_private(self) -> bool:
-        from generator.downloads import host_is_private
-
         return host_is_private(httpx.URL(self.base_url).host)
 
 
