@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -32,7 +31,6 @@ PROGRESS = {"pending": 0.05, "processing": 0.4, "uploading": 0.9}
 WEBHOOK_SOURCE = "artificial-studio"
 
 
-@register
 class ArtificialStudioProvider(HttpProvider):
     name = "artificialstudio"
     label = "Artificial Studio"

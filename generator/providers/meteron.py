@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -83,13 +82,12 @@ def list_items(body: Any) -> list[dict[str, Any]]:
     return []
 
 
-@register
 class MeteronProvider(HttpProvider):
     name = "meteron"
     label = "Meteron"
 
     def auth_headers(self) -> dict[str, str]:
-        from .base import provider_setting
+        from generator.providers.base import provider_setting
 
         return {
             "Authorization": f"Bearer {provider_setting(self.name, 'api_key')}",

@@ -15,8 +15,13 @@ from typing import Any
 
 import httpx
 
-from . import register
-from .base import Done, HttpProvider, ImageOutput, ProviderError, provider_setting
+from generator.providers.base import (
+    Done,
+    HttpProvider,
+    ImageOutput,
+    ProviderError,
+    provider_setting,
+)
 
 # Keys of AIModel.params that Easel interprets itself and never forwards to the API.
 INTERNAL_PARAMS = {"timeout", "extra_body", "path"}
@@ -110,13 +115,11 @@ class OpenAIStyleProvider(HttpProvider):
         return f"{self.label} is reachable and accepted the key."
 
 
-@register
 class OpenAIProvider(OpenAIStyleProvider):
     name = "openai"
     label = "OpenAI"
 
 
-@register
 class AIRefineryProvider(OpenAIStyleProvider):
     name = "airefinery"
     label = "AI Refinery"

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -72,7 +71,6 @@ def verify_signature(
     return False
 
 
-@register
 class ReplicateProvider(HttpProvider):
     name = "replicate"
     label = "Replicate"

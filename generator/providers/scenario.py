@@ -21,8 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -72,7 +71,6 @@ def _progress(job: dict[str, Any]) -> float | None:
         return None
 
 
-@register
 class ScenarioProvider(HttpProvider):
     name = "scenario"
     label = "Scenario"
