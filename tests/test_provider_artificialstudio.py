@@ -165,11 +165,19 @@ def test_a_bearer_prefix_or_wrong_key_is_refused(owner, settings, sim, make_gene
 
 
 def test_a_public_service_never_gets_a_private_webhook_url(owner, configured, sim, make_generation):
-    from generator.webhooks import provider_can_reach_us
+    from django.test import override_settings
+
+    from generator.providers import get_provider
 
     # The simulator lives on loopback, so it may call a loopback Easel; a public provider may not.
-    assert provider_can_reach_us(sim.url)
-    assert not provider_can_reach_us("https://8.8.8.8")
+    assert get_provider("artificialstudio").webhook_url() == (
+        "http://127.0.0.1:9/webhooks/artificialstudio/"
+    )
+    public = {"api_key": sim.api_key, "base_url": "https://8.8.8.8"}
+    with override_settings(
+        EASEL_PROVIDERS={**configured.EASEL_PROVIDERS, "artificialstudio": public}
+    ):
+        assert get_provider("artificialstudio").webhook_url() == ""
     sim.webhook_public_only = True  # as the real service: such a URL would be refused with 400
     gen = queued(make_generation, owner)
     run_generation(gen.pk)

@@ -65,10 +65,9 @@ class ArtificialStudioProvider(HttpProvider):
         else:
             path = self._path("/run")
             body = {"tool": params.get("tool", "create-image"), "input": self.job_input(gen)}
-        from generator.webhooks import provider_can_reach_us, webhook_url
-
-        if provider_can_reach_us(self.base_url):
-            body["webhook"] = webhook_url(self.name)
+        webhook = self.webhook_url()
+        if webhook:
+            body["webhook"] = webhook
         reply = self.json(self.request("POST", path, json=body), accepted=True)
         job_id = (reply.get("id") or reply.get("_id")) if isinstance(reply, dict) else None
         if not job_id:

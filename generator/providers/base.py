@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
+from django.urls import reverse
 
 # Re-exported: the error tree lives in generator.errors; provider modules and tests import
 # these four names from here.
@@ -242,6 +243,18 @@ class HttpProvider(Provider):
 
     def download_allows_private(self) -> bool:
         return host_is_private(httpx.URL(self.base_url).host)
+
+    def webhook_url(self) -> str:
+        """The absolute URL this provider should call (PUBLIC_BASE_URL + the webhooks route), or
+        "" when it cannot reach us: a public provider cannot call a private PUBLIC_BASE_URL (and
+        some reject such URLs outright), so a webhook URL is handed out only where it can work;
+        polling stays the fallback."""
+        ours = settings.PUBLIC_BASE_URL
+        if host_is_private(httpx.URL(ours).host) and not host_is_private(
+            httpx.URL(self.base_url).host
+        ):
+            return ""
+        return ours.rstrip("/") + reverse("webhooks:receive", args=[self.name])
 
 
 def with_field_errors(message: str, items, field_key: str, text_key: str) -> str:

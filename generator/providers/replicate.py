@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -116,10 +117,9 @@ class ReplicateProvider(HttpProvider):
         else:
             body["version"] = owner_name
             path = "/predictions"
-        from generator.webhooks import provider_can_reach_us, webhook_url
-
-        if provider_can_reach_us(self.base_url):
-            body["webhook"] = webhook_url(self.name)
+        webhook = self.webhook_url()
+        if webhook:
+            body["webhook"] = webhook
             body["webhook_events_filter"] = ["completed"]
         return self._path(path), body
 
@@ -203,8 +203,6 @@ class ReplicateProvider(HttpProvider):
         if not verify_signature(self.webhook_secret(), headers, request.body):
             return None
         try:
-            import json
-
             prediction = json.loads(request.body)
         except ValueError:
             return None
