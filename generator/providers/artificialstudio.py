@@ -21,7 +21,6 @@ from generator.providers.base import (
     Pending,
     ProviderError,
     provider_setting,
-    with_field_errors,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +34,9 @@ class ArtificialStudioProvider(HttpProvider):
     name = "artificialstudio"
     label = "Artificial Studio"
     supports_webhooks = True
+    # {"message", "errors": [{"field", "message"}]} (strict validation lists every field).
+    message_keys = ("message", *HttpProvider.message_keys)
+    field_errors = ("errors", "field", "message")
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": provider_setting(self.name, "api_key")}
@@ -93,15 +95,6 @@ class ArtificialStudioProvider(HttpProvider):
                 job_id=gen.provider_job_id, progress=PROGRESS[status], state={"status": status}
             )
         raise ProviderError(f"Artificial Studio reported an unknown status {status!r}.")
-
-    def error_message(self, response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return super().error_message(response)
-        if isinstance(body, dict) and body.get("message"):
-            return with_field_errors(str(body["message"]), body.get("errors"), "field", "message")
-        return super().error_message(response)
 
     def raise_for_response(self, response) -> None:
         if response.status_code == 402:

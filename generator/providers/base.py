@@ -208,20 +208,34 @@ class HttpProvider(Provider):
                 f"{self.label} sent a reply that is not valid JSON.", retryable=True
             ) from None
 
+    # The provider's error envelope: the keys that may hold its own words, most specific first,
+    # and where it lists field errors next to them (list key, field key, text key).
+    message_keys: tuple[str, ...] = ("error", "message", "detail", "title", "reason")
+    field_errors: tuple[str, str, str] | None = None
+
     def error_message(self, response: httpx.Response) -> str:
-        """The provider's own words for an error, from its envelope. Subclasses refine."""
+        """The provider's own words for an error, read from its envelope."""
         try:
             body = response.json()
         except ValueError:
             return response.text[:200].strip()
-        if isinstance(body, dict):
-            err = body.get("error")
-            if isinstance(err, dict):
-                return str(err.get("message") or err)
-            for key in ("error", "message", "detail", "title", "reason"):
-                if body.get(key):
-                    return str(body[key])
+        if not isinstance(body, dict):
+            return str(body)[:200]
+        for key in self.message_keys:
+            value = body.get(key)
+            if key == "error" and isinstance(value, dict):
+                return self.error_object_message(value)
+            if value:
+                if self.field_errors:
+                    items, field_key, text_key = self.field_errors
+                    return with_field_errors(str(value), body.get(items), field_key, text_key)
+                return str(value)
         return str(body)[:200]
+
+    def error_object_message(self, error: dict[str, Any]) -> str:
+        """The words in an `{"error": {"message": …}}` envelope (OpenAI's shape). Subclasses
+        refine."""
+        return str(error.get("message") or error)
 
     def raise_for_response(self, response: httpx.Response) -> None:
         status = response.status_code

@@ -89,20 +89,13 @@ class OpenAIStyleProvider(HttpProvider):
             raise ProviderError(f"{self.label} answered without any image.", retryable=False)
         return images
 
-    def error_message(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return super().error_message(response)
-        err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict):
-            message = str(err.get("message") or err.get("code") or "no details")
-            if err.get("code") == "content_policy_violation":
-                return f"the prompt was refused by its content policy — {message}"
-            if err.get("param"):
-                return f"{message} (field: {err['param']})"
-            return message
-        return super().error_message(response)
+    def error_object_message(self, error: dict[str, Any]) -> str:
+        message = str(error.get("message") or error.get("code") or "no details")
+        if error.get("code") == "content_policy_violation":
+            return f"the prompt was refused by its content policy — {message}"
+        if error.get("param"):
+            return f"{message} (field: {error['param']})"
+        return message
 
     def check_connection(self) -> str:
         # There is no read-only images endpoint (and AI Refinery lists no models), so a GET on

@@ -29,7 +29,6 @@ from generator.providers.base import (
     Pending,
     ProviderError,
     provider_setting,
-    with_field_errors,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +76,9 @@ class ReplicateProvider(HttpProvider):
     label = "Replicate"
     supports_cancel = True
     supports_webhooks = True
+    # Problem-details JSON: {"title", "detail", "invalid_fields": [{"field", "description"}]}.
+    message_keys = ("detail", *HttpProvider.message_keys)
+    field_errors = ("invalid_fields", "field", "description")
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {provider_setting(self.name, 'api_key')}"}
@@ -162,17 +164,6 @@ class ReplicateProvider(HttpProvider):
 
     def cancel(self, gen) -> None:
         self.request("POST", self._path(f"/predictions/{gen.provider_job_id}/cancel"))
-
-    def error_message(self, response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return super().error_message(response)
-        if isinstance(body, dict) and body.get("detail"):
-            return with_field_errors(
-                str(body["detail"]), body.get("invalid_fields"), "field", "description"
-            )
-        return super().error_message(response)
 
     def check_connection(self) -> str:
         account = self.json(self.request("GET", self._path("/account")))

@@ -90,15 +90,16 @@ class ScenarioProvider(HttpProvider):
             "Content-Type": "application/json",
         }
 
+    # Scenario's envelope: {"error": "Not Found", "message": "<the useful words>", "details"}.
+    message_keys = ("message", *HttpProvider.message_keys)
+
     def error_message(self, response: httpx.Response) -> str:
-        # Scenario's envelope: {"error": "Not Found", "message": "<the useful words>", "details"}.
+        message = super().error_message(response)
         try:
             body = response.json()
         except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
-        message = str(body.get("message") or "") or super().error_message(response)
-        details = body.get("details")
+            return message
+        details = body.get("details") if isinstance(body, dict) else None
         if isinstance(details, dict) and details.get("actionName"):
             message += f" ({details['actionName']}, limit {details.get('actionLimit', '?')})"
         return message
