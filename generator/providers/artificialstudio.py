@@ -20,7 +20,6 @@ from generator.providers.base import (
     ImageOutput,
     Pending,
     ProviderError,
-    provider_setting,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ class ArtificialStudioProvider(HttpProvider):
     field_errors = ("errors", "field", "message")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": provider_setting(self.name, "api_key")}
+        return {"Authorization": self.api_key}
 
     def _path(self, path: str) -> str:
         return path if self.base_url.endswith("/api") else f"/api{path}"

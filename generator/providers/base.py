@@ -9,6 +9,7 @@ retryable.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -152,15 +153,21 @@ class HttpProvider(Provider):
         self._transport = transport
         self._client: httpx.Client | None = None
 
-    @property
+    # Settings are read once per instance (a provider is made per task or request), not again
+    # in every auth_headers() or path().
+    @functools.cached_property
     def base_url(self) -> str:
         return provider_setting(self.name, self.base_url_setting).rstrip("/")
+
+    @functools.cached_property
+    def api_key(self) -> str:
+        return provider_setting(self.name, "api_key")
 
     def auth_headers(self) -> dict[str, str]:
         return {}
 
     def is_configured(self) -> bool:
-        return bool(provider_setting(self.name, "api_key"))
+        return bool(self.api_key)
 
     @property
     def client(self) -> httpx.Client:

@@ -87,10 +87,8 @@ class MeteronProvider(HttpProvider):
     label = "Meteron"
 
     def auth_headers(self) -> dict[str, str]:
-        from generator.providers.base import provider_setting
-
         return {
-            "Authorization": f"Bearer {provider_setting(self.name, 'api_key')}",
+            "Authorization": f"Bearer {self.api_key}",
             "Content-Type": "application/json",
         }
 

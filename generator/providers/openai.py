@@ -20,7 +20,6 @@ from generator.providers.base import (
     HttpProvider,
     ImageOutput,
     ProviderError,
-    provider_setting,
 )
 
 # Keys of AIModel.params that Easel interprets itself and never forwards to the API.
@@ -31,7 +30,7 @@ class OpenAIStyleProvider(HttpProvider):
     supports_webhooks = False
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {provider_setting(self.name, 'api_key')}"}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def path(self, gen=None) -> str:
         # Tolerate a base URL given the SDK way (".../v1") as well as the bare host.

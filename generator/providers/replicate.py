@@ -81,7 +81,7 @@ class ReplicateProvider(HttpProvider):
     field_errors = ("invalid_fields", "field", "description")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {provider_setting(self.name, 'api_key')}"}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def _path(self, path: str) -> str:
         return path if self.base_url.endswith("/v1") else f"/v1{path}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -76,15 +77,15 @@ class ScenarioProvider(HttpProvider):
     label = "Scenario"
     supports_cancel = True
 
+    @functools.cached_property
+    def api_secret(self) -> str:
+        return provider_setting(self.name, "api_secret")
+
     def is_configured(self) -> bool:
-        return bool(
-            provider_setting(self.name, "api_key") and provider_setting(self.name, "api_secret")
-        )
+        return bool(self.api_key and self.api_secret)
 
     def auth_headers(self) -> dict[str, str]:
-        pair = (
-            f"{provider_setting(self.name, 'api_key')}:{provider_setting(self.name, 'api_secret')}"
-        )
+        pair = f"{self.api_key}:{self.api_secret}"
         return {
             "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
             "Content-Type": "application/json",
