@@ -206,8 +206,3 @@ class MeteronProvider(HttpProvider):
         if not isinstance(body, (dict, list)):
             raise ProviderError("Meteron answered, but not with a generation listing.")
         return f"Connected to Meteron at {httpx.URL(self.base_url).host}; the API key was accepted."
-
-
-def remaining(user_tag: str, model_remote_id: str) -> dict[str, Any] | None:
-    """Module-level helper for callers that do not hold a provider instance."""
-    return MeteronProvider().remaining(user_tag, model_remote_id)
