@@ -1,21 +1,27 @@
-"""Easel's one error tree. Every error carries a message a person can read and whether trying
-again may help (`retryable`, with the provider's `retry_after` where it gave one).
+"""One error tree for everything that can make a generation fail.
 
-GenerationError
-├── ProviderError          a provider said no or could not be reached
-│   ├── LimitReached       … because the user's limit there is used up
-│   └── NotConfigured      … because this server has no credentials for it
-├── DownloadError          an output could not be fetched
-│   └── InvalidImage       … or is not an image Easel keeps
-└── StorageError           Easel's own storage failed
+`GenerationError(message, retryable=..., retry_after=...)` is the root: `message` is shown to the
+user as the generation's reason, `retryable` says whether trying again later may help, and
+`retry_after` (seconds) is the provider's own hint. The task retries only what is retryable.
 
-A leaf: imports nothing from Easel.
+    GenerationError
+    ├── ProviderError            a call to a provider went wrong
+    │   ├── LimitReached         the user's limit at the provider is used up
+    │   └── NotConfigured        the provider has no credentials on this server
+    ├── DownloadError            an output could not be fetched safely
+    │   └── InvalidImage         what was fetched is not an acceptable image
+    └── StorageError             Easel's own storage failed
+
+Easel's own storage and image errors are not ProviderErrors: the provider did nothing wrong.
+A leaf: imports only the standard library.
 """
 
 from __future__ import annotations
 
 
 class GenerationError(Exception):
+    """A generation could not go on. `retryable` says whether trying again may help."""
+
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
@@ -24,7 +30,7 @@ class GenerationError(Exception):
 
 
 class ProviderError(GenerationError):
-    """A call to a provider went wrong. `retryable` says whether trying again may help."""
+    """A call to a provider went wrong."""
 
 
 class LimitReached(ProviderError):
@@ -42,11 +48,11 @@ class NotConfigured(ProviderError):
 
 
 class DownloadError(GenerationError):
-    """An output could not be downloaded (refused address, too big, HTTP error…)."""
+    """A provider's output could not be downloaded (refused URL, HTTP error, too big …)."""
 
 
 class InvalidImage(DownloadError):
-    """An output that is not an image Easel keeps (format, size, damage)."""
+    """The output is not an image Easel accepts (not PNG/JPEG/WebP, damaged, a bomb)."""
 
 
 class StorageError(GenerationError):

@@ -13,37 +13,18 @@ from __future__ import annotations
 import json
 import logging
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from generator import tasks
 from generator.models import Generation
 from generator.providers import get_provider_class
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-def webhook_url(provider: str) -> str:
-    """The absolute URL a provider should call, built from PUBLIC_BASE_URL."""
-    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("webhooks:receive", args=[provider])
-
-
-def provider_can_reach_us(provider_base_url: str) -> bool:
-    """A public provider cannot call a private PUBLIC_BASE_URL (and some reject such URLs
-    outright), so a webhook URL is handed out only where it can work; polling stays the fallback."""
-    import httpx
-
-    from generator.downloads import host_is_private
-
-    ours = httpx.URL(settings.PUBLIC_BASE_URL).host
-    if not host_is_private(ours):
-        return True
-    return host_is_private(httpx.URL(provider_base_url).host)
 
 
 def _answer(status: int, message: str) -> JsonResponse:
@@ -76,9 +57,9 @@ def receive(request: HttpRequest, provider: str) -> JsonResponse:
     if gen is None:
         return _answer(404, "Unknown job.")
     if gen.status == Generation.Status.RUNNING:
-        from generator.tasks import check_generation
-
         pk, priority = gen.pk, gen.priority
-        transaction.on_commit(lambda: check_generation.apply_async((pk, 0), priority=priority))
+        transaction.on_commit(
+            lambda: tasks.check_generation.apply_async((pk, 0), priority=priority)
+        )
         return _answer(202, "Checking now.")
     return _answer(200, f"Already {gen.status}.")

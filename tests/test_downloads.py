@@ -173,7 +173,7 @@ def outputs():
 def url_provider():
     providers.register(UrlOutputsProvider)
     yield UrlOutputsProvider
-    providers._REGISTRY.pop(UrlOutputsProvider.name, None)
+    providers.unregister(UrlOutputsProvider.name)
 
 
 @pytest.fixture

@@ -165,11 +165,19 @@ def test_a_bearer_prefix_or_wrong_key_is_refused(owner, settings, sim, make_gene
 
 
 def test_a_public_service_never_gets_a_private_webhook_url(owner, configured, sim, make_generation):
-    from generator.webhooks import provider_can_reach_us
+    from django.test import override_settings
+
+    from generator.providers import get_provider
 
     # The simulator lives on loopback, so it may call a loopback Easel; a public provider may not.
-    assert provider_can_reach_us(sim.url)
-    assert not provider_can_reach_us("https://8.8.8.8")
+    assert get_provider("artificialstudio").webhook_url() == (
+        "http://127.0.0.1:9/webhooks/artificialstudio/"
+    )
+    public = {"api_key": sim.api_key, "base_url": "https://8.8.8.8"}
+    with override_settings(
+        EASEL_PROVIDERS={**configured.EASEL_PROVIDERS, "artificialstudio": public}
+    ):
+        assert get_provider("artificialstudio").webhook_url() == ""
     sim.webhook_public_only = True  # as the real service: such a URL would be refused with 400
     gen = queued(make_generation, owner)
     run_generation(gen.pk)
@@ -184,17 +192,19 @@ def test_the_connection_check_reports_credits(configured, sim):
 
 
 @pytest.mark.parametrize(
-    "fault",
+    "fault, where",
     [
-        {"status": 502, "times": 1},
-        {"status": 429, "retry_after": "0", "times": 1},
-        {"hang": 1.5, "times": 1},
-        {"malformed_json": True, "times": 1},
-        {"reset": True, "times": 1},
+        pytest.param({"status": 502, "times": 1}, "submit", id="502-submit"),
+        pytest.param({"status": 502, "times": 1}, "poll", id="502-poll"),
+        pytest.param({"status": 429, "retry_after": "0", "times": 1}, "submit", id="429-submit"),
+        pytest.param({"status": 429, "retry_after": "0", "times": 1}, "poll", id="429-poll"),
+        pytest.param({"hang": 1.5, "times": 1}, "submit", id="timeout-submit"),
+        pytest.param({"hang": 1.5, "times": 1}, "poll", id="timeout-poll"),
+        pytest.param({"malformed_json": True, "times": 1}, "poll", id="malformed-json-poll"),
+        pytest.param({"reset": True, "times": 1}, "submit", id="reset-submit"),
+        pytest.param({"reset": True, "times": 1}, "poll", id="reset-poll"),
     ],
-    ids=["502", "429", "timeout", "malformed-json", "reset"],
 )
-@pytest.mark.parametrize("where", ["submit", "poll"])
 def test_a_transient_fault_ends_completed_after_retries(
     owner, configured, sim, make_generation, fault, where, django_capture_on_commit_callbacks
 ):
@@ -205,6 +215,21 @@ def test_a_transient_fault_ends_completed_after_retries(
         run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
+
+
+def test_an_accepted_submit_whose_reply_cannot_be_read_is_final_and_never_sent_again(
+    owner, configured, sim, make_generation
+):
+    # A 2xx means Artificial Studio started (and bills) the job; a second POST would charge again. Only
+    # the first reply is broken, so a re-send would show as a completed generation.
+    sim.faults.set(malformed_json=True, times=1, only=r"^/api/run$")
+    gen = queued(make_generation, owner)
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "Artificial Studio accepted the request" in gen.error and "not sent again" in gen.error
+    assert len(sim.received("POST", r"^/api/run$")) == 1
+    assert gen.attempts == 1
 
 
 def test_a_fault_that_never_clears_fails_with_a_reason(

@@ -219,10 +219,9 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
         {"status": 503, "times": 2},
         {"status": 429, "retry_after": "0", "times": 1},
         {"hang": 1.5, "times": 1},
-        {"malformed_json": True, "times": 1},
         {"reset": True, "times": 1},
     ],
-    ids=["500-once", "503-twice", "429", "timeout", "malformed-json", "reset"],
+    ids=["500-once", "503-twice", "429", "timeout", "reset"],
 )
 def test_a_transient_fault_is_retried_until_completed(
     owner, configured, sim, make_generation, fault, django_capture_on_commit_callbacks
@@ -235,6 +234,21 @@ def test_a_transient_fault_is_retried_until_completed(
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
     assert gen.attempts == len(sim.received("POST")) > 1
+
+
+def test_an_accepted_submit_whose_reply_cannot_be_read_is_final_and_never_sent_again(
+    owner, configured, sim, make_generation
+):
+    # A 200 means OpenAI made (and billed) the images; a second POST would charge again. Only
+    # the first reply is broken, so a re-send would show as a completed generation.
+    sim.faults.set(malformed_json=True, times=1, only=r"/v1/images/generations")
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "OpenAI accepted the request" in gen.error and "not sent again" in gen.error
+    assert len(sim.received("POST", "/v1/images/generations")) == 1
+    assert gen.attempts == 1
 
 
 def test_a_fault_that_never_clears_fails_with_a_reason(

@@ -220,17 +220,19 @@ def test_the_connection_check_names_the_account(configured, sim):
 
 
 @pytest.mark.parametrize(
-    "fault",
+    "fault, where",
     [
-        {"status": 500, "times": 1},
-        {"status": 429, "retry_after": "0", "times": 1},
-        {"hang": 1.5, "times": 1},
-        {"malformed_json": True, "times": 1},
-        {"reset": True, "times": 1},
+        pytest.param({"status": 500, "times": 1}, "submit", id="500-submit"),
+        pytest.param({"status": 500, "times": 1}, "poll", id="500-poll"),
+        pytest.param({"status": 429, "retry_after": "0", "times": 1}, "submit", id="429-submit"),
+        pytest.param({"status": 429, "retry_after": "0", "times": 1}, "poll", id="429-poll"),
+        pytest.param({"hang": 1.5, "times": 1}, "submit", id="timeout-submit"),
+        pytest.param({"hang": 1.5, "times": 1}, "poll", id="timeout-poll"),
+        pytest.param({"malformed_json": True, "times": 1}, "poll", id="malformed-json-poll"),
+        pytest.param({"reset": True, "times": 1}, "submit", id="reset-submit"),
+        pytest.param({"reset": True, "times": 1}, "poll", id="reset-poll"),
     ],
-    ids=["500", "429", "timeout", "malformed-json", "reset"],
 )
-@pytest.mark.parametrize("where", ["submit", "poll"])
 def test_a_transient_fault_ends_completed_after_retries(
     owner, configured, sim, make_generation, fault, where, django_capture_on_commit_callbacks
 ):
@@ -244,6 +246,21 @@ def test_a_transient_fault_ends_completed_after_retries(
     if where == "poll":
         assert sim.submissions == 1  # a poll that failed never resubmits
         assert gen.provider_state.get("transient_errors") == 1
+
+
+def test_an_accepted_submit_whose_reply_cannot_be_read_is_final_and_never_sent_again(
+    owner, configured, sim, make_generation
+):
+    # A 2xx means Replicate started (and bills) the job; a second POST would charge again. Only
+    # the first reply is broken, so a re-send would show as a completed generation.
+    sim.faults.set(malformed_json=True, times=1, only=r"^/v1/predictions$")
+    gen = queued(make_generation, owner)
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "Replicate accepted the request" in gen.error and "not sent again" in gen.error
+    assert len(sim.received("POST", r"^/v1/predictions$")) == 1
+    assert gen.attempts == 1
 
 
 def test_a_poll_fault_that_never_clears_fails_with_a_reason(

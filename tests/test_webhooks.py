@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from generator.models import AIModel, Generation
+from generator.providers import get_provider
 from generator.tasks import run_generation
 from tests.simulators.artificialstudio import ArtificialStudioSimulator
 from tests.simulators.replicate import ReplicateSimulator
@@ -285,10 +286,11 @@ class TestTheEndpoint:
         assert response.status_code == 413
 
     def test_the_webhook_url_is_built_from_public_base_url(self, settings):
-        from generator.webhooks import webhook_url
-
         settings.PUBLIC_BASE_URL = "https://easel.example.org"
-        assert webhook_url("replicate") == "https://easel.example.org/webhooks/replicate/"
+        assert (
+            get_provider("replicate").webhook_url()
+            == "https://easel.example.org/webhooks/replicate/"
+        )
 
 
 # --- end to end: the simulators POST real webhooks to a live server ----------------------

@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
     ImageOutput,
     Pending,
     ProviderError,
-    provider_setting,
-    with_field_errors,
 )
 
 if TYPE_CHECKING:
@@ -32,14 +29,16 @@ PROGRESS = {"pending": 0.05, "processing": 0.4, "uploading": 0.9}
 WEBHOOK_SOURCE = "artificial-studio"
 
 
-@register
 class ArtificialStudioProvider(HttpProvider):
     name = "artificialstudio"
     label = "Artificial Studio"
     supports_webhooks = True
+    # {"message", "errors": [{"field", "message"}]} (strict validation lists every field).
+    message_keys = ("message", *HttpProvider.message_keys)
+    field_errors = ("errors", "field", "message")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": provider_setting(self.name, "api_key")}
+        return {"Authorization": self.api_key}
 
     def _path(self, path: str) -> str:
         return path if self.base_url.endswith("/api") else f"/api{path}"
@@ -67,11 +66,10 @@ class ArtificialStudioProvider(HttpProvider):
         else:
             path = self._path("/run")
             body = {"tool": params.get("tool", "create-image"), "input": self.job_input(gen)}
-        from generator.webhooks import provider_can_reach_us, webhook_url
-
-        if provider_can_reach_us(self.base_url):
-            body["webhook"] = webhook_url(self.name)
-        reply = self.json(self.request("POST", path, json=body))
+        webhook = self.webhook_url()
+        if webhook:
+            body["webhook"] = webhook
+        reply = self.json(self.request("POST", path, json=body), accepted=True)
         job_id = (reply.get("id") or reply.get("_id")) if isinstance(reply, dict) else None
         if not job_id:
             raise ProviderError("Artificial Studio answered without a job id.", retryable=False)
@@ -96,15 +94,6 @@ class ArtificialStudioProvider(HttpProvider):
                 job_id=gen.provider_job_id, progress=PROGRESS[status], state={"status": status}
             )
         raise ProviderError(f"Artificial Studio reported an unknown status {status!r}.")
-
-    def error_message(self, response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return super().error_message(response)
-        if isinstance(body, dict) and body.get("message"):
-            return with_field_errors(str(body["message"]), body.get("errors"), "field", "message")
-        return super().error_message(response)
 
     def raise_for_response(self, response) -> None:
         if response.status_code == 402:

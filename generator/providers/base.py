@@ -2,20 +2,26 @@
 
 A provider turns a Generation into images. `submit()` either returns the images at once
 (`Done`) or a job handle (`Pending`) that the task checks again later with `check()`, by
-scheduling itself — a worker never sleeps while a provider works. Errors are one tree:
-`ProviderError(message, retryable=...)`; the task retries only what is retryable.
+scheduling itself — a worker never sleeps while a provider works. Errors are one tree
+(generator.errors): `ProviderError(message, retryable=...)`; the task retries only what is
+retryable.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
+from django.urls import reverse
+
+# Re-exported: the error tree lives in generator.errors; provider modules and tests import
+# these four names from here.
+from generator.errors import GenerationError, LimitReached, NotConfigured, ProviderError
+from generator.net import USER_AGENT, host_is_private, ssl_context
 
 from generator.errors import (  # noqa: F401 - re-exported for provider modules and tests
     GenerationError,
@@ -29,19 +35,24 @@ if TYPE_CHECKING:
 
     from generator.models import Generation
 
+__all__ = [
+    "Done",
+    "Failed",
+    "GenerationError",
+    "HttpProvider",
+    "ImageOutput",
+    "LimitReached",
+    "NotConfigured",
+    "Pending",
+    "Provider",
+    "ProviderError",
+    "generation_inputs",
+    "parse_size",
+    "provider_setting",
+    "with_field_errors",
+]
+
 logger = logging.getLogger(__name__)
-
-USER_AGENT = "Easel/1.0 (+https://github.com/easel)"
-
-
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context per process. httpx builds a new one (loading the whole CA
-    bundle, ~0.1 s of CPU) for every client otherwise, and a provider call or an output
-    download makes a client per task: that was most of a short task's time."""
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass
@@ -149,15 +160,21 @@ class HttpProvider(Provider):
         self._transport = transport
         self._client: httpx.Client | None = None
 
-    @property
+    # Settings are read once per instance (a provider is made per task or request), not again
+    # in every auth_headers() or path().
+    @functools.cached_property
     def base_url(self) -> str:
         return provider_setting(self.name, self.base_url_setting).rstrip("/")
+
+    @functools.cached_property
+    def api_key(self) -> str:
+        return provider_setting(self.name, "api_key")
 
     def auth_headers(self) -> dict[str, str]:
         return {}
 
     def is_configured(self) -> bool:
-        return bool(provider_setting(self.name, "api_key"))
+        return bool(self.api_key)
 
     @property
     def client(self) -> httpx.Client:
@@ -188,28 +205,51 @@ class HttpProvider(Provider):
             self.raise_for_response(response)
         return response
 
-    def json(self, response: httpx.Response) -> Any:
+    def json(self, response: httpx.Response, *, accepted: bool = False) -> Any:
+        """The reply's JSON. `accepted=True` is for the reply to a submit that started billable
+        work: the provider has taken (and will charge for) the request, so an unreadable reply
+        is final; sending the request again could charge the user twice. Any other unreadable
+        reply (a poll, a listing) is worth asking again."""
         try:
             return response.json()
         except ValueError:
+            if accepted:
+                raise ProviderError(
+                    f"{self.label} accepted the request but its reply was not valid JSON; it was "
+                    "not sent again, so you are not charged twice. Use Retry to try again."
+                ) from None
             raise ProviderError(
                 f"{self.label} sent a reply that is not valid JSON.", retryable=True
             ) from None
 
+    # The provider's error envelope: the keys that may hold its own words, most specific first,
+    # and where it lists field errors next to them (list key, field key, text key).
+    message_keys: tuple[str, ...] = ("error", "message", "detail", "title", "reason")
+    field_errors: tuple[str, str, str] | None = None
+
     def error_message(self, response: httpx.Response) -> str:
-        """The provider's own words for an error, from its envelope. Subclasses refine."""
+        """The provider's own words for an error, read from its envelope."""
         try:
             body = response.json()
         except ValueError:
             return response.text[:200].strip()
-        if isinstance(body, dict):
-            err = body.get("error")
-            if isinstance(err, dict):
-                return str(err.get("message") or err)
-            for key in ("error", "message", "detail", "title", "reason"):
-                if body.get(key):
-                    return str(body[key])
+        if not isinstance(body, dict):
+            return str(body)[:200]
+        for key in self.message_keys:
+            value = body.get(key)
+            if key == "error" and isinstance(value, dict):
+                return self.error_object_message(value)
+            if value:
+                if self.field_errors:
+                    items, field_key, text_key = self.field_errors
+                    return with_field_errors(str(value), body.get(items), field_key, text_key)
+                return str(value)
         return str(body)[:200]
+
+    def error_object_message(self, error: dict[str, Any]) -> str:
+        """The words in an `{"error": {"message": …}}` envelope (OpenAI's shape). Subclasses
+        refine."""
+        return str(error.get("message") or error)
 
     def raise_for_response(self, response: httpx.Response) -> None:
         status = response.status_code
@@ -230,9 +270,19 @@ class HttpProvider(Provider):
         raise ProviderError(f"{self.label} refused the request ({status}): {message}")
 
     def download_allows_private(self) -> bool:
-        from generator.downloads import host_is_private
-
         return host_is_private(httpx.URL(self.base_url).host)
+
+    def webhook_url(self) -> str:
+        """The absolute URL this provider should call (PUBLIC_BASE_URL + the webhooks route), or
+        "" when it cannot reach us: a public provider cannot call a private PUBLIC_BASE_URL (and
+        some reject such URLs outright), so a webhook URL is handed out only where it can work;
+        polling stays the fallback."""
+        ours = settings.PUBLIC_BASE_URL
+        if host_is_private(httpx.URL(ours).host) and not host_is_private(
+            httpx.URL(self.base_url).host
+        ):
+            return ""
+        return ours.rstrip("/") + reverse("webhooks:receive", args=[self.name])
 
 
 def with_field_errors(message: str, items, field_key: str, text_key: str) -> str:

@@ -18,9 +18,8 @@ import time
 from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from . import register
-from .base import Done, ImageOutput, Pending, Provider, ProviderError
-from .base import parse_size as base_parse_size
+from generator.providers.base import Done, ImageOutput, Pending, Provider, ProviderError
+from generator.providers.base import parse_size as base_parse_size
 
 DEFAULT_SIZE = (512, 512)
 MAX_SIDE = 4096
@@ -134,7 +133,6 @@ def restyle(photo: bytes, prompt: str, seed: int, size: tuple[int, int]) -> byte
     return out.getvalue()
 
 
-@register
 class LocalProvider(Provider):
     name = "local"
     label = "Local renderer (offline)"

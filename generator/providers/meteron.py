@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -83,16 +82,13 @@ def list_items(body: Any) -> list[dict[str, Any]]:
     return []
 
 
-@register
 class MeteronProvider(HttpProvider):
     name = "meteron"
     label = "Meteron"
 
     def auth_headers(self) -> dict[str, str]:
-        from .base import provider_setting
-
         return {
-            "Authorization": f"Bearer {provider_setting(self.name, 'api_key')}",
+            "Authorization": f"Bearer {self.api_key}",
             "Content-Type": "application/json",
         }
 
@@ -126,15 +122,7 @@ class MeteronProvider(HttpProvider):
         response = self.request(
             "POST", "/api/images/generations", json=build_body(gen), headers=self.headers_for(gen)
         )
-        try:
-            item = response.json()
-        except ValueError:
-            # A 200 means Meteron accepted (and will bill) the request; sending it again could
-            # charge the user twice, so an unreadable acceptance is final.
-            raise ProviderError(
-                "Meteron accepted the request but its reply was not valid JSON; it was not "
-                "sent again to avoid a double charge."
-            ) from None
+        item = self.json(response, accepted=True)
         if not isinstance(item, dict):
             raise ProviderError("Meteron's reply did not describe a generation.")
         result = self.interpret(item)
@@ -218,8 +206,3 @@ class MeteronProvider(HttpProvider):
         if not isinstance(body, (dict, list)):
             raise ProviderError("Meteron answered, but not with a generation listing.")
         return f"Connected to Meteron at {httpx.URL(self.base_url).host}; the API key was accepted."
-
-
-def remaining(user_tag: str, model_remote_id: str) -> dict[str, Any] | None:
-    """Module-level helper for callers that do not hold a provider instance."""
-    return MeteronProvider().remaining(user_tag, model_remote_id)

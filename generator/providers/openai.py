@@ -15,8 +15,12 @@ from typing import Any
 
 import httpx
 
-from . import register
-from .base import Done, HttpProvider, ImageOutput, ProviderError, provider_setting
+from generator.providers.base import (
+    Done,
+    HttpProvider,
+    ImageOutput,
+    ProviderError,
+)
 
 # Keys of AIModel.params that Easel interprets itself and never forwards to the API.
 INTERNAL_PARAMS = {"timeout", "extra_body", "path"}
@@ -26,7 +30,7 @@ class OpenAIStyleProvider(HttpProvider):
     supports_webhooks = False
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {provider_setting(self.name, 'api_key')}"}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def path(self, gen=None) -> str:
         # Tolerate a base URL given the SDK way (".../v1") as well as the bare host.
@@ -60,7 +64,7 @@ class OpenAIStyleProvider(HttpProvider):
         if timeout:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=min(10.0, timeout))
         response = self.request("POST", self.path(gen), **kwargs)
-        return Done(images=self.images(self.json(response)))
+        return Done(images=self.images(self.json(response, accepted=True)))
 
     def images(self, payload: Any) -> list[ImageOutput]:
         items = payload.get("data") if isinstance(payload, dict) else None
@@ -84,20 +88,13 @@ class OpenAIStyleProvider(HttpProvider):
             raise ProviderError(f"{self.label} answered without any image.", retryable=False)
         return images
 
-    def error_message(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return super().error_message(response)
-        err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict):
-            message = str(err.get("message") or err.get("code") or "no details")
-            if err.get("code") == "content_policy_violation":
-                return f"the prompt was refused by its content policy — {message}"
-            if err.get("param"):
-                return f"{message} (field: {err['param']})"
-            return message
-        return super().error_message(response)
+    def error_object_message(self, error: dict[str, Any]) -> str:
+        message = str(error.get("message") or error.get("code") or "no details")
+        if error.get("code") == "content_policy_violation":
+            return f"the prompt was refused by its content policy — {message}"
+        if error.get("param"):
+            return f"{message} (field: {error['param']})"
+        return message
 
     def check_connection(self) -> str:
         # There is no read-only images endpoint (and AI Refinery lists no models), so a GET on
@@ -110,13 +107,11 @@ class OpenAIStyleProvider(HttpProvider):
         return f"{self.label} is reachable and accepted the key."
 
 
-@register
 class OpenAIProvider(OpenAIStyleProvider):
     name = "openai"
     label = "OpenAI"
 
 
-@register
 class AIRefineryProvider(OpenAIStyleProvider):
     name = "airefinery"
     label = "AI Refinery"

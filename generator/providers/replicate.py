@@ -15,13 +15,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -29,7 +29,6 @@ from .base import (
     Pending,
     ProviderError,
     provider_setting,
-    with_field_errors,
 )
 
 if TYPE_CHECKING:
@@ -72,15 +71,17 @@ def verify_signature(
     return False
 
 
-@register
 class ReplicateProvider(HttpProvider):
     name = "replicate"
     label = "Replicate"
     supports_cancel = True
     supports_webhooks = True
+    # Problem-details JSON: {"title", "detail", "invalid_fields": [{"field", "description"}]}.
+    message_keys = ("detail", *HttpProvider.message_keys)
+    field_errors = ("invalid_fields", "field", "description")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {provider_setting(self.name, 'api_key')}"}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def _path(self, path: str) -> str:
         return path if self.base_url.endswith("/v1") else f"/v1{path}"
@@ -118,10 +119,9 @@ class ReplicateProvider(HttpProvider):
         else:
             body["version"] = owner_name
             path = "/predictions"
-        from generator.webhooks import provider_can_reach_us, webhook_url
-
-        if provider_can_reach_us(self.base_url):
-            body["webhook"] = webhook_url(self.name)
+        webhook = self.webhook_url()
+        if webhook:
+            body["webhook"] = webhook
             body["webhook_events_filter"] = ["completed"]
         return self._path(path), body
 
@@ -132,7 +132,7 @@ class ReplicateProvider(HttpProvider):
         if wait:
             headers["Prefer"] = f"wait={int(wait)}"
         response = self.request("POST", path, json=body, headers=headers)
-        prediction = self.json(response)
+        prediction = self.json(response, accepted=True)
         result = self.read(prediction)
         if isinstance(result, Failed):
             raise ProviderError(result.reason, retryable=False)
@@ -165,17 +165,6 @@ class ReplicateProvider(HttpProvider):
     def cancel(self, gen) -> None:
         self.request("POST", self._path(f"/predictions/{gen.provider_job_id}/cancel"))
 
-    def error_message(self, response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return super().error_message(response)
-        if isinstance(body, dict) and body.get("detail"):
-            return with_field_errors(
-                str(body["detail"]), body.get("invalid_fields"), "field", "description"
-            )
-        return super().error_message(response)
-
     def check_connection(self) -> str:
         account = self.json(self.request("GET", self._path("/account")))
         return f"Connected to Replicate as {account.get('username', 'an account')}."
@@ -205,8 +194,6 @@ class ReplicateProvider(HttpProvider):
         if not verify_signature(self.webhook_secret(), headers, request.body):
             return None
         try:
-            import json
-
             prediction = json.loads(request.body)
         except ValueError:
             return None

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
-from . import register
-from .base import (
+from generator.providers.base import (
     Done,
     Failed,
     HttpProvider,
@@ -72,35 +72,35 @@ def _progress(job: dict[str, Any]) -> float | None:
         return None
 
 
-@register
 class ScenarioProvider(HttpProvider):
     name = "scenario"
     label = "Scenario"
     supports_cancel = True
 
+    @functools.cached_property
+    def api_secret(self) -> str:
+        return provider_setting(self.name, "api_secret")
+
     def is_configured(self) -> bool:
-        return bool(
-            provider_setting(self.name, "api_key") and provider_setting(self.name, "api_secret")
-        )
+        return bool(self.api_key and self.api_secret)
 
     def auth_headers(self) -> dict[str, str]:
-        pair = (
-            f"{provider_setting(self.name, 'api_key')}:{provider_setting(self.name, 'api_secret')}"
-        )
+        pair = f"{self.api_key}:{self.api_secret}"
         return {
             "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
             "Content-Type": "application/json",
         }
 
+    # Scenario's envelope: {"error": "Not Found", "message": "<the useful words>", "details"}.
+    message_keys = ("message", *HttpProvider.message_keys)
+
     def error_message(self, response: httpx.Response) -> str:
-        # Scenario's envelope: {"error": "Not Found", "message": "<the useful words>", "details"}.
+        message = super().error_message(response)
         try:
             body = response.json()
         except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
-        message = str(body.get("message") or "") or super().error_message(response)
-        details = body.get("details")
+            return message
+        details = body.get("details") if isinstance(body, dict) else None
         if isinstance(details, dict) and details.get("actionName"):
             message += f" ({details['actionName']}, limit {details.get('actionLimit', '?')})"
         return message
@@ -108,15 +108,7 @@ class ScenarioProvider(HttpProvider):
     def submit(self, gen: Generation) -> Pending:
         model_id = quote(gen.model.remote_id, safe="")
         response = self.request("POST", f"/generate/custom/{model_id}", json=build_body(gen))
-        try:
-            body = response.json()
-        except ValueError:
-            # A 2xx means Scenario created (and billed) a job; resending could charge twice.
-            raise ProviderError(
-                "Scenario accepted the request but its reply was not valid JSON; it was not "
-                "sent again to avoid a double charge."
-            ) from None
-        job = job_of(body)
+        job = job_of(self.json(response, accepted=True))
         job_id = job_id_of(job)
         if not job_id:
             raise ProviderError("Scenario accepted the request without a job id.")

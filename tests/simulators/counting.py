@@ -12,6 +12,7 @@ Protocol (loopback only):
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -92,11 +93,12 @@ class CountingSimProvider(HttpProvider):
     name = "counting-sim"
     label = "Counting simulator (test equipment)"
 
-    @property
+    @functools.cached_property
     def base_url(self) -> str:
         conf = getattr(settings, "EASEL_PROVIDERS", {}).get(self.name, {})
         return (conf.get("base_url") or os.environ.get(URL_ENV, "")).rstrip("/")
 
+    @functools.cached_property
     def api_key(self) -> str:
         conf = getattr(settings, "EASEL_PROVIDERS", {}).get(self.name, {})
         return conf.get("api_key") or os.environ.get(KEY_ENV, "")
@@ -105,12 +107,12 @@ class CountingSimProvider(HttpProvider):
         return bool(self.base_url)
 
     def auth_headers(self) -> dict[str, str]:
-        key = self.api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def submit(self, gen) -> Pending:
         body = {"prompt": gen.prompt, "n": gen.num_images, "size": gen.options.get("size")}
-        data = self.json(self.request("POST", f"/jobs/{gen.public_id}", json=body))
+        # The POST starts (billable) work, as a real API's does: an unreadable reply is final.
+        data = self.json(self.request("POST", f"/jobs/{gen.public_id}", json=body), accepted=True)
         return Pending(job_id=str(data["id"]), progress=0.0, poll_after=0.1)
 
     def check(self, gen) -> Done | Pending | Failed:

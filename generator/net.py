@@ -1,0 +1,135 @@
+"""Network policy: who Easel talks to, how it says who it is, and which addresses it refuses.
+
+One User-Agent and one verifying TLS context for every outbound call (providers and output
+downloads). Output URLs are checked before they are fetched: only http(s), and no host that
+resolves to a loopback, private, link-local, reserved or cloud-metadata address unless the
+provider itself lives on such an address (as the test simulators do). `pinned()` then connects to
+the address that was checked, not to whatever a second DNS lookup says.
+
+A leaf: imports only the standard library. A refusal is a `Refused` (a ValueError, as the stdlib's
+own `ipaddress` raises); generator.downloads turns it into a DownloadError for the generation.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+import ssl
+
+import httpx
+
+USER_AGENT = "Easel/1.0 (+https://github.com/easel)"
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process. httpx builds a new one (loading the whole CA
+    bundle, ~0.1 s of CPU) for every client otherwise, and a provider call or an output
+    download makes a client per task: that was most of a short task's time."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class Refused(ValueError):
+    """A URL that must not be fetched. `retryable`: whether asking again later may help."""
+
+    retryable = False
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class Unresolved(Refused):
+    """The host name did not resolve (DNS may be back in a moment)."""
+
+    retryable = True
+
+
+def _addresses(host: str) -> list[ipaddress._BaseAddress]:
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        raise Unresolved(f"The image host {host!r} could not be resolved.") from None
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+)
+
+
+def _unmapped(address: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
+    # ::ffff:169.254.169.254 reaches the same host as 169.254.169.254.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_metadata(address: ipaddress._BaseAddress) -> bool:
+    return _unmapped(address) in METADATA_ADDRESSES
+
+
+def _is_private(address: ipaddress._BaseAddress) -> bool:
+    address = _unmapped(address)
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+        or _is_metadata(address)
+    )
+
+
+def host_is_private(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return any(_is_private(a) for a in _addresses(host))
+    except Unresolved:
+        return False
+
+
+def check_url(url: httpx.URL, allow_private: bool) -> ipaddress._BaseAddress:
+    """Refuse what must not be fetched; return the checked address to connect to."""
+    if url.scheme not in ("http", "https"):
+        raise Refused(f"Refused to download from a {url.scheme!r} URL.")
+    if not url.host:
+        raise Refused("Refused to download from a URL without a host.")
+    addresses = _addresses(url.host)
+    if any(_is_metadata(a) for a in addresses):
+        # Cloud metadata endpoints are refused even for providers on private addresses.
+        raise Refused(
+            f"Refused to download the image from {url.host}: it is a cloud metadata address."
+        )
+    if not allow_private and any(_is_private(a) for a in addresses):
+        raise Refused(
+            f"Refused to download the image from {url.host}: it is a private or internal address."
+        )
+    return addresses[0]
+
+
+def pinned(url: httpx.URL, address: ipaddress._BaseAddress) -> tuple[httpx.URL, dict, dict]:
+    """Connect to the address that was checked, not to whatever a second DNS lookup says.
+
+    The Host header and the TLS server name stay the original host name, so virtual hosting
+    and certificate checks work as before (DNS-rebinding defence).
+    """
+    try:
+        ipaddress.ip_address(url.host.strip("[]"))
+        return url, {}, {}  # already a literal address
+    except ValueError:
+        pass
+    host = f"[{address}]" if address.version == 6 else str(address)
+    headers = {"Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=host.strip("[]")), headers, extensions
