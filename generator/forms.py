@@ -6,6 +6,7 @@ import re
 
 from django import forms
 
+from generator import providers
 from generator.imaging import InputImageError, clean_input_image
 from generator.models import AIModel
 
@@ -84,7 +85,9 @@ class GenerationForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["model"].label_from_instance = lambda m: (
-            f"{m.name} — {m.provider_label}" if m.is_offline else m.name
+            f"{m.name} — {providers.label(m.provider)}"
+            if providers.is_offline(m.provider)
+            else m.name
         )
         # One select per template placeholder of any enabled model (`tpl_theme`, `tpl_room`);
         # the script shows the ones the chosen model uses, and clean() checks them per model.

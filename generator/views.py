@@ -11,13 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
-from generator import actions, limits
+from generator import actions, limits, providers
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
 from generator.counters import PROVIDER_REMAINING_KEY, PROVIDER_REMAINING_TTL
 from generator.forms import GenerationForm, fill_template, template_names
 from generator.models import AIModel, Generation
-from generator.providers import get_provider_class
 
 RECENT = 8
 
@@ -43,7 +42,7 @@ def _model_options() -> dict:
             "seed": m.supports_seed,
             "prompt_max_length": m.prompt_max_length,
             "defaults": m.defaults,
-            "offline": m.is_offline,
+            "offline": providers.is_offline(m.provider),
             "input_image": m.accepts_input_image,
             "template": template_names(m.prompt_template),
             "template_choices": m.template_choices or {},
@@ -72,7 +71,7 @@ def _allowances(user) -> list[dict]:
 def _provider_remaining(user, model: AIModel) -> int | None:
     """What the provider says is left today, where its adapter can tell (Meteron's
     `remaining(tag, remote_id)`). Best effort, cached briefly; None when unknown."""
-    cls = get_provider_class(model.provider)
+    cls = providers.get_provider_class(model.provider)
     if cls is None or not callable(getattr(cls, "remaining", None)):
         return None
     tag = model.tag_for(user)

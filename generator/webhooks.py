@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 
-from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -57,9 +56,6 @@ def receive(request: HttpRequest, provider: str) -> JsonResponse:
     if gen is None:
         return _answer(404, "Unknown job.")
     if gen.status == Generation.Status.RUNNING:
-        pk, priority = gen.pk, gen.priority
-        transaction.on_commit(
-            lambda: tasks.check_generation.apply_async((pk, 0), priority=priority)
-        )
+        tasks.check_soon(gen)
         return _answer(202, "Checking now.")
     return _answer(200, f"Already {gen.status}.")

@@ -124,17 +124,3 @@ class AIModel(models.Model):
     @property
     def defaults(self) -> dict[str, Any]:
         return dict(self.option("defaults", {}))
-
-    @property
-    def is_offline(self) -> bool:
-        from generator.providers import get_provider_class
-
-        cls = get_provider_class(self.provider)
-        return bool(cls and cls.offline)
-
-    @property
-    def provider_label(self) -> str:
-        from generator.providers import get_provider_class
-
-        cls = get_provider_class(self.provider)
-        return cls.label if cls else self.provider

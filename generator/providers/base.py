@@ -23,13 +23,6 @@ from django.urls import reverse
 from generator.errors import GenerationError, LimitReached, NotConfigured, ProviderError
 from generator.net import USER_AGENT, host_is_private, ssl_context
 
-from generator.errors import (  # noqa: F401 - re-exported for provider modules and tests
-    GenerationError,
-    LimitReached,
-    NotConfigured,
-    ProviderError,
-)
-
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
