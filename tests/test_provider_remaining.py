@@ -22,7 +22,7 @@ class _Broken:
 
 @pytest.mark.django_db
 def test_it_asks_the_provider_once_and_keeps_the_answer(monkeypatch, owner, local_model):
-    monkeypatch.setattr(views, "get_provider_class", lambda name: _Reports)
+    monkeypatch.setattr(views.providers, "get_provider_class", lambda name: _Reports)
     assert views._provider_remaining(owner, local_model) == 4
     assert views._provider_remaining(owner, local_model) == 4
     assert _Reports.calls == 1
@@ -30,7 +30,7 @@ def test_it_asks_the_provider_once_and_keeps_the_answer(monkeypatch, owner, loca
 
 @pytest.mark.django_db
 def test_a_provider_that_fails_or_cannot_tell_is_unknown(monkeypatch, owner, local_model):
-    monkeypatch.setattr(views, "get_provider_class", lambda name: _Broken)
+    monkeypatch.setattr(views.providers, "get_provider_class", lambda name: _Broken)
     assert views._provider_remaining(owner, local_model) is None
-    monkeypatch.setattr(views, "get_provider_class", lambda name: object)
+    monkeypatch.setattr(views.providers, "get_provider_class", lambda name: object)
     assert views._provider_remaining(owner, local_model) is None
