@@ -29,6 +29,22 @@ INTERNAL_PARAMS = {"timeout", "extra_body", "path"}
 class OpenAIStyleProvider(HttpProvider):
     supports_webhooks = False
 
+    def raise_for_response(self, response: httpx.Response) -> None:
+        # A 429 whose code is insufficient_quota is not a rate limit: the account is out of
+        # credit, and asking again cannot help (OpenAI error-codes guide; PROTOCOLS.md
+        # Corrections).
+        if response.status_code == 429:
+            try:
+                error = response.json().get("error")
+            except (ValueError, AttributeError):
+                error = None
+            if isinstance(error, dict) and error.get("code") == "insufficient_quota":
+                raise ProviderError(
+                    f"{self.label} refused the request: the provider account is out of credit "
+                    f"({error.get('message') or 'insufficient_quota'})."
+                )
+        super().raise_for_response(response)
+
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
