@@ -20,6 +20,7 @@ from generator.providers.base import (
     HttpProvider,
     ImageOutput,
     ProviderError,
+    provider_setting,
 )
 
 # Keys of AIModel.params that Easel interprets itself and never forwards to the API.
@@ -133,6 +134,13 @@ class AIRefineryProvider(OpenAIStyleProvider):
     label = "AI Refinery"
 
     DEFAULT_TIMEOUT = 60.0
+    # The official client sends its version on every call (airefinery-sdk 1.33.2,
+    # air/utils/get_base_headers.py); EASEL_PROVIDERS["airefinery"]["sdk_version"] overrides.
+    SDK_VERSION = "1.33.2"
+
+    def auth_headers(self) -> dict[str, str]:
+        version = provider_setting(self.name, "sdk_version", self.SDK_VERSION)
+        return {**super().auth_headers(), "sdk_version": version}
 
     def body(self, gen) -> dict[str, Any]:
         body = super().body(gen)
