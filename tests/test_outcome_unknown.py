@@ -52,3 +52,29 @@ def test_ai_refinery_sends_the_sdk_version_header_and_it_is_configurable(
         provider = type(get_provider("airefinery"))(transport=httpx.MockTransport(handler))
         provider.submit(make_generation(owner, model=model))
         assert seen[-1] == expected
+
+
+@pytest.mark.parametrize(
+    "remote_id, options, params, words",
+    [
+        ("dall-e-3", {"max_images": 4}, {}, "set max_images to 1"),
+        ("dall-e-3", {"sizes": ["512x512"]}, {}, "does not take the sizes 512x512"),
+        ("gpt-image-1", {}, {"response_format": "url"}, "take no response_format"),
+        ("dall-e-2", {}, {"background": "transparent"}, "background is for GPT image models"),
+        ("gpt-image-1", {}, {"style": "vivid"}, "style is for dall-e-3 only"),
+    ],
+)
+def test_openai_model_errors_name_what_contradicts_the_spec(remote_id, options, params, words):
+    model = AIModel(provider="openai", remote_id=remote_id, options=options, params=params)
+    errors = get_provider("openai").model_errors(model)
+    assert any(words in e for e in errors), errors
+
+
+def test_openai_model_errors_pass_a_model_that_follows_the_spec():
+    ok = AIModel(
+        provider="openai",
+        remote_id="dall-e-3",
+        options={"max_images": 1, "sizes": ["1024x1024", "1792x1024"]},
+        params={"style": "vivid", "quality": "hd"},
+    )
+    assert get_provider("openai").model_errors(ok) == []

@@ -124,9 +124,49 @@ class OpenAIStyleProvider(HttpProvider):
         return f"{self.label} is reachable and accepted the key."
 
 
+# Per-model rules of OpenAI's images API (openai/openai-openapi CreateImageRequest field
+# descriptions; PROTOCOLS.md Corrections): sizes, the largest n, and fields only some take.
+SIZES = {
+    "dall-e-2": {"256x256", "512x512", "1024x1024"},
+    "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
+    "gpt-image": {"1024x1024", "1536x1024", "1024x1536", "auto"},
+}
+GPT_IMAGE_ONLY = {"background", "output_format", "output_compression", "moderation"}
+
+
+def _family(remote_id: str) -> str:
+    return "gpt-image" if remote_id.startswith("gpt-image") else remote_id
+
+
 class OpenAIProvider(OpenAIStyleProvider):
     name = "openai"
     label = "OpenAI"
+
+    def model_errors(self, model) -> list[str]:
+        """Options and params that contradict OpenAI's rules for the model. dall-e-3 makes one
+        image per request, so its options must cap the count at 1 (Easel does not send several
+        requests for one generation)."""
+        family = _family(model.remote_id or "")
+        if family not in SIZES:
+            return []  # a model Easel has no rules for (newer or a compatible API)
+        options, params = model.options or {}, model.params or {}
+        errors = []
+        if family == "dall-e-3" and int(options.get("max_images") or 1) > 1:
+            errors.append("dall-e-3 makes one image per request: set max_images to 1.")
+        bad = sorted(set(options.get("sizes") or []) - SIZES[family])
+        if bad:
+            errors.append(
+                f"{model.remote_id} does not take the sizes {', '.join(bad)} "
+                f"(it takes {', '.join(sorted(SIZES[family]))})."
+            )
+        if family == "gpt-image" and "response_format" in params:
+            errors.append("GPT image models take no response_format (they always return base64).")
+        if family != "gpt-image":
+            for key in sorted(GPT_IMAGE_ONLY & set(params)):
+                errors.append(f"{key} is for GPT image models only, not {model.remote_id}.")
+        if family != "dall-e-3" and "style" in params:
+            errors.append(f"style is for dall-e-3 only, not {model.remote_id}.")
+        return errors
 
 
 class AIRefineryProvider(OpenAIStyleProvider):
