@@ -40,6 +40,12 @@ def failures(request: HttpRequest, admin_site) -> HttpResponse:
     since_days = 30
     since = timezone.now() - timedelta(days=since_days)
     failed = Generation.objects.filter(status=Generation.Status.FAILED, created_at__gte=since)
+    # Sent, outcome unknown (issue 13): the request may have reached the provider and been
+    # billed there, so it was not sent again; staff may want to check the provider's account.
+    unknown = failed.filter(provider_state__has_key="outcome_unknown")
+    only_unknown = request.GET.get("unknown") == "1"
+    if only_unknown:
+        failed = unknown
     groups = list(
         failed.values("provider", "error")
         .annotate(n=Count("id"), users=Count("user", distinct=True), last=Max("finished_at"))
@@ -60,6 +66,8 @@ def failures(request: HttpRequest, admin_site) -> HttpResponse:
         "groups": groups,
         "since_days": since_days,
         "total": failed.count(),
+        "unknown_total": unknown.count(),
+        "only_unknown": only_unknown,
     }
     return TemplateResponse(request, "admin/generator/failures.html", context)
 

@@ -7,6 +7,7 @@ user as the generation's reason, `retryable` says whether trying again later may
     GenerationError
     ├── ProviderError            a call to a provider went wrong
     │   ├── LimitReached         the user's limit at the provider is used up
+    │   ├── OutcomeUnknown       the request may have reached the provider; never resent
     │   └── NotConfigured        the provider has no credentials on this server
     ├── DownloadError            an output could not be fetched safely
     │   └── InvalidImage         what was fetched is not an acceptable image
@@ -37,6 +38,15 @@ class LimitReached(ProviderError):
     """The provider refused because the user's limit there is used up."""
 
     def __init__(self, message: str = "Limit reached at the provider."):
+        super().__init__(message, retryable=False)
+
+
+class OutcomeUnknown(ProviderError):
+    """The request may have reached the provider (a read timeout, a connection dropped after the
+    body was sent, a 2xx whose body cannot be read): it may have run and been billed, so it is
+    never sent again automatically. `message` is the reason shown if it cannot be reconciled."""
+
+    def __init__(self, message: str):
         super().__init__(message, retryable=False)
 
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from generator.errors import GenerationError
+from generator.errors import GenerationError, OutcomeUnknown
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
 from generator.providers import get_provider
@@ -140,12 +140,37 @@ def run_generation(pk: int) -> None:
         return
     try:
         result = provider.submit(gen)
+    except OutcomeUnknown as exc:
+        _outcome_unknown(gen, provider, exc)
+        return
     except ProviderError as exc:
         _submit_failed(gen, exc)
         return
     except Exception:
         logger.exception("Provider %s crashed on submit of %s", gen.provider, gen.public_id)
         gen.fail(f"{provider.label} could not be reached because of an internal error.")
+        return
+    _handle(gen, provider, result, step=0)
+
+
+def _outcome_unknown(gen: Generation, provider: Provider, exc: OutcomeUnknown) -> None:
+    """The submit may have reached the provider: never send it again. Record that (staff count
+    these in the failures console), then ask the provider whether it has the job; a job it
+    finds is handled like a normal reply, otherwise the generation fails with the reason (and
+    fail() refunds the ledger)."""
+    logger.warning("Outcome unknown for %s at %s: %s", gen.public_id, gen.provider, exc.message)
+    state = {**(gen.provider_state or {}), "outcome_unknown": exc.message[:300]}
+    gen.renew_lease(_lease(), provider_state=state)
+    try:
+        result = provider.reconcile(gen)
+    except ProviderError as lookup:
+        logger.info("Reconcile of %s failed: %s", gen.public_id, lookup.message)
+        result = None
+    except Exception:
+        logger.exception("Provider %s crashed reconciling %s", gen.provider, gen.public_id)
+        result = None
+    if result is None:
+        gen.fail(exc.message)
         return
     _handle(gen, provider, result, step=0)
 

@@ -16,7 +16,7 @@ from django.db.models import Count
 
 from config.celery import app as celery_app
 from generator import actions
-from generator.models import AIModel, Generation, OutputImage
+from generator.models import AIModel, Generation, OutputImage, UsageEntry
 from generator.tasks import reap_generations
 from tests.conftest import require, uses_postgres
 from tests.procs import ROOT, Worker, redis_available
@@ -206,17 +206,18 @@ def test_with_the_broker_down_a_submission_is_kept_and_runs_when_it_is_back(
 
 FAULTS = [
     # (id, fault switches, simulator attribute changes, expected words in the reason)
-    ("timeout", {"hang": 1.0}, {}, "did not answer in time"),
-    ("reset", {"reset": True}, {}, "Could not reach"),
+    ("timeout", {"hang": 1.0}, {}, "did not answer within 0.3 s; it may still have run"),
+    ("reset", {"reset": True}, {}, "broke after the request was sent"),
     ("server-error", {"status": 503}, {}, "server error (503)"),
     ("429-storm", {"status": 429, "retry_after": "0"}, {}, "rate limiting"),
     ("malformed-json", {"malformed_json": True}, {}, "not valid JSON"),
     ("bad-credentials", {"status": 401}, {}, "refused Easel's credentials"),
     ("outputs-404", {}, {"image_404": True}, "404"),
 ]
-# Faults after which the submit must never be sent again: the provider accepted it (a 2xx), so a
-# second POST could charge twice. (A read timeout is not here: whether to re-send is issue #13.)
-SENT_ONCE = {"malformed-json"}
+# Faults after which the submit must never be sent again: the request reached the provider (a
+# 2xx, a read timeout, a connection dropped after the body went), so a second POST could charge
+# twice (issue #13): exactly one POST, failed with the reason, refunded.
+SENT_ONCE = {"malformed-json", "timeout", "reset"}
 
 
 @pytest.mark.django_db
@@ -251,6 +252,8 @@ def test_a_misbehaving_provider_ends_in_failed_with_a_reason_after_bounded_retri
     if name in SENT_ONCE:
         assert len(sim.received("POST", r"^/jobs/")) == 1
         assert gen.attempts == 1
+        assert "not sent again" in gen.error
+        assert UsageEntry.objects.filter(generation=gen, kind=UsageEntry.Kind.REFUND).exists()
 
 
 @pytest.mark.worker
@@ -296,9 +299,9 @@ def test_the_worker_keeps_serving_others_while_one_provider_job_misbehaves(
     assert all(Generation.objects.get(pk=g.pk).status == Generation.Status.COMPLETED for g in good)
     bad.refresh_from_db()
     assert bad.status == Generation.Status.FAILED
-    assert "gave up after" in bad.error
-    # The healthy ones finished before the faulty one gave up.
-    assert max(Generation.objects.get(pk=g.pk).finished_at for g in good) < bad.finished_at
+    # The read timed out after the POST went: never sent again, failed with the reason (#13).
+    assert "did not answer within 1 s" in bad.error, bad.error
+    assert len(sim.received("POST", rf"^/jobs/{bad.public_id}$")) == 1
 
 
 # --- The load script's smoke mode -------------------------------------------------------------

@@ -9,8 +9,9 @@ from unittest import mock
 import pytest
 from django.core.files.storage import default_storage
 
-from generator.models import AIModel, Generation
+from generator.models import AIModel, Generation, UsageEntry
 from generator.providers import get_provider
+from generator.providers.base import ProviderError
 from generator.tasks import run_generation
 from tests.simulators.openai import OpenAISimulator
 
@@ -218,10 +219,8 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
         {"status": 500, "times": 1},
         {"status": 503, "times": 2},
         {"status": 429, "retry_after": "0", "times": 1},
-        {"hang": 1.5, "times": 1},
-        {"reset": True, "times": 1},
     ],
-    ids=["500-once", "503-twice", "429", "timeout", "reset"],
+    ids=["500-once", "503-twice", "429"],
 )
 def test_a_transient_fault_is_retried_until_completed(
     owner, configured, sim, make_generation, fault, django_capture_on_commit_callbacks
@@ -319,3 +318,100 @@ def test_the_provider_unit_maps_request_and_response_at_the_transport(
     done = provider.submit(gen)
     assert seen == {"url": "https://api.example/v1/images/generations", "auth": "Bearer k"}
     assert done.images[0].data == b"\x89PNG fake" and done.images[1].url == "https://x/y.png"
+
+
+# --- money first: a request that may have reached the provider is never sent again (#13) -----
+
+
+@pytest.mark.parametrize("flavour", ["openai", "airefinery"])
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ({"hang": 1.5}, "did not answer within 1 s; it may still have run"),
+        ({"reset": True}, "broke after the request was sent"),
+    ],
+    ids=["read-timeout", "reset-after-send"],
+)
+def test_a_reply_lost_after_sending_fails_once_readably_and_refunds(
+    owner,
+    configured,
+    sim,
+    air_sim,
+    make_generation,
+    flavour,
+    fault,
+    words,
+    django_capture_on_commit_callbacks,
+):
+    server = sim if flavour == "openai" else air_sim
+    server.faults.set(**fault, only=r"/v1/images/generations")
+    params = {"timeout": 1} if flavour == "airefinery" else None
+    model = make_model(provider=flavour, remote_id="dall-e-2", params=params)
+    gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "512x512"})
+    UsageEntry.objects.charge(gen)
+    with django_capture_on_commit_callbacks(execute=True):  # a requeue would be sent here
+        run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED, gen.error
+    assert words in gen.error and "not sent again so you are not charged twice" in gen.error
+    assert "use Retry" in gen.error
+    assert len(server.received("POST", "/images/generations")) == 1
+    assert gen.attempts == 1
+    assert gen.provider_state.get("outcome_unknown")
+    assert UsageEntry.objects.filter(generation=gen, kind=UsageEntry.Kind.REFUND).exists()
+
+
+def test_a_connect_failure_proves_nothing_was_sent_and_is_retried(
+    owner, configured, settings, make_generation, django_capture_on_commit_callbacks
+):
+    # Nothing listens on this port: connect refused, so the request never left.
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": "k", "base_url": "http://127.0.0.1:9"},
+    }
+    gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
+    with (
+        mock.patch.object(run_generation, "apply_async") as again,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.QUEUED and "Could not reach OpenAI (ConnectError)" in gen.error
+    assert again.called
+
+
+def test_a_429_for_insufficient_quota_is_final_and_says_the_account_is_out_of_credit(
+    owner, configured, make_generation, settings
+):
+    import httpx
+
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        # The envelope of OpenAI's error-codes guide for an exhausted quota.
+        error = {
+            "message": "You exceeded your current quota, please check your plan and billing.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+        return httpx.Response(429, json={"error": error})
+
+    settings.EASEL_PROVIDERS = {
+        **settings.EASEL_PROVIDERS,
+        "openai": {"api_key": "k", "base_url": "https://api.example"},
+    }
+    provider = type(get_provider("openai"))(transport=httpx.MockTransport(handler))
+    gen = make_generation(owner, model=make_model(), options={"size": "512x512"})
+    with pytest.raises(ProviderError) as info:
+        provider.submit(gen)
+    assert not info.value.retryable
+    assert "the provider account is out of credit" in info.value.message
+    assert len(calls) == 1
+
+
+def test_the_model_errors_hook_defaults_to_nothing_found():
+    from generator.providers.base import Provider
+
+    assert Provider().model_errors(AIModel(provider="local", remote_id="x")) == []

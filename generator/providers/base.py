@@ -19,8 +19,14 @@ from django.conf import settings
 from django.urls import reverse
 
 # Re-exported: the error tree lives in generator.errors; provider modules and tests import
-# these four names from here.
-from generator.errors import GenerationError, LimitReached, NotConfigured, ProviderError
+# these names from here.
+from generator.errors import (
+    GenerationError,
+    LimitReached,
+    NotConfigured,
+    OutcomeUnknown,
+    ProviderError,
+)
 from generator.net import USER_AGENT, host_is_private, ssl_context
 
 if TYPE_CHECKING:
@@ -36,6 +42,7 @@ __all__ = [
     "ImageOutput",
     "LimitReached",
     "NotConfigured",
+    "OutcomeUnknown",
     "Pending",
     "Provider",
     "ProviderError",
@@ -46,6 +53,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+NOT_SENT_AGAIN = "it was not sent again so you are not charged twice — use Retry to try again."
 
 
 @dataclass
@@ -132,6 +141,17 @@ class Provider:
         """Verify an inbound webhook and return the job id it is about (None = refuse)."""
         return None
 
+    def reconcile(self, gen: Generation) -> Done | Pending | Failed | None:
+        """A submit's outcome was unknown (OutcomeUnknown): find the job at the provider, where
+        its API lets us (a listing by user and model, a prediction list). None = it cannot be
+        found; the generation then fails with the reason and is never sent again."""
+        return None
+
+    def model_errors(self, model) -> list[str]:
+        """What is contradictory in an AIModel's options/params for this provider, in words
+        staff can act on (the admin's model form shows them). [] = nothing found."""
+        return []
+
     def check_connection(self) -> str:
         """A short human-readable line; raises ProviderError when the provider is unreachable."""
         return "No connection needed."
@@ -185,18 +205,61 @@ class HttpProvider(Provider):
             )
         return self._client
 
+    # Statuses (>= 500) after which a POST, which may start billable work, is a definite "not
+    # accepted" and may be sent again; any other 5xx to a POST is an unknown outcome. By HTTP's
+    # own definitions only 503 is a refusal before handling (RFC 9110 15.6.4); 500/502/504 may
+    # come after the work started. The default keeps today's set until each adapter narrows it
+    # to what its reference says (issue 13, part B); 408/429 are handled in raise_for_response.
+    post_retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
+
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        """One call. Only a failure that proves nothing reached the provider is retryable for a
+        POST (connect refused or timed out, DNS, TLS handshake: httpx.ConnectError /
+        ConnectTimeout, or no pooled connection free); once the body may have gone (a read or
+        write timeout, a dropped connection, a protocol error) the outcome is unknown and the
+        request is never sent again (OutcomeUnknown). Idempotent methods (GET …) stay
+        retryable on any transport error."""
+        unsafe = method.upper() not in {"GET", "HEAD", "OPTIONS"}
         try:
             response = self.client.request(method, url, **kwargs)
-        except httpx.TimeoutException:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise ProviderError(
+                f"Could not reach {self.label} ({type(exc).__name__}).", retryable=True
+            ) from None
+        except httpx.TimeoutException as exc:
+            if unsafe:
+                raise OutcomeUnknown(self.unknown_reason(self._read_timeout(kwargs))) from exc
             raise ProviderError(f"{self.label} did not answer in time.", retryable=True) from None
         except httpx.TransportError as exc:
+            if unsafe:
+                raise OutcomeUnknown(
+                    f"The connection to {self.label} broke after the request was sent "
+                    f"({type(exc).__name__}); it may still have run; {NOT_SENT_AGAIN}"
+                ) from exc
             raise ProviderError(
                 f"Could not reach {self.label} ({type(exc).__name__}).", retryable=True
             ) from None
         if response.status_code >= 400:
+            if unsafe and response.status_code >= 500:
+                if response.status_code not in self.post_retry_statuses:
+                    raise OutcomeUnknown(
+                        f"{self.label} had a server error ({response.status_code}) after "
+                        f"receiving the request; it may still have run; {NOT_SENT_AGAIN}"
+                    )
             self.raise_for_response(response)
         return response
+
+    def unknown_reason(self, seconds: float | None) -> str:
+        within = f" within {seconds:g} s" if seconds else " in time"
+        return f"{self.label} did not answer{within}; it may still have run; {NOT_SENT_AGAIN}"
+
+    def _read_timeout(self, kwargs: dict[str, Any]) -> float | None:
+        timeout = kwargs.get("timeout")
+        if isinstance(timeout, httpx.Timeout):
+            return timeout.read
+        if isinstance(timeout, (int, float)):
+            return float(timeout)
+        return self.client.timeout.read
 
     def json(self, response: httpx.Response, *, accepted: bool = False) -> Any:
         """The reply's JSON. `accepted=True` is for the reply to a submit that started billable
@@ -207,7 +270,7 @@ class HttpProvider(Provider):
             return response.json()
         except ValueError:
             if accepted:
-                raise ProviderError(
+                raise OutcomeUnknown(
                     f"{self.label} accepted the request but its reply was not valid JSON; it was "
                     "not sent again, so you are not charged twice. Use Retry to try again."
                 ) from None

@@ -20,6 +20,7 @@ from generator.providers.base import (
     HttpProvider,
     ImageOutput,
     ProviderError,
+    provider_setting,
 )
 
 # Keys of AIModel.params that Easel interprets itself and never forwards to the API.
@@ -28,6 +29,22 @@ INTERNAL_PARAMS = {"timeout", "extra_body", "path"}
 
 class OpenAIStyleProvider(HttpProvider):
     supports_webhooks = False
+
+    def raise_for_response(self, response: httpx.Response) -> None:
+        # A 429 whose code is insufficient_quota is not a rate limit: the account is out of
+        # credit, and asking again cannot help (OpenAI error-codes guide; PROTOCOLS.md
+        # Corrections).
+        if response.status_code == 429:
+            try:
+                error = response.json().get("error")
+            except (ValueError, AttributeError):
+                error = None
+            if isinstance(error, dict) and error.get("code") == "insufficient_quota":
+                raise ProviderError(
+                    f"{self.label} refused the request: the provider account is out of credit "
+                    f"({error.get('message') or 'insufficient_quota'})."
+                )
+        super().raise_for_response(response)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
@@ -107,9 +124,49 @@ class OpenAIStyleProvider(HttpProvider):
         return f"{self.label} is reachable and accepted the key."
 
 
+# Per-model rules of OpenAI's images API (openai/openai-openapi CreateImageRequest field
+# descriptions; PROTOCOLS.md Corrections): sizes, the largest n, and fields only some take.
+SIZES = {
+    "dall-e-2": {"256x256", "512x512", "1024x1024"},
+    "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
+    "gpt-image": {"1024x1024", "1536x1024", "1024x1536", "auto"},
+}
+GPT_IMAGE_ONLY = {"background", "output_format", "output_compression", "moderation"}
+
+
+def _family(remote_id: str) -> str:
+    return "gpt-image" if remote_id.startswith("gpt-image") else remote_id
+
+
 class OpenAIProvider(OpenAIStyleProvider):
     name = "openai"
     label = "OpenAI"
+
+    def model_errors(self, model) -> list[str]:
+        """Options and params that contradict OpenAI's rules for the model. dall-e-3 makes one
+        image per request, so its options must cap the count at 1 (Easel does not send several
+        requests for one generation)."""
+        family = _family(model.remote_id or "")
+        if family not in SIZES:
+            return []  # a model Easel has no rules for (newer or a compatible API)
+        options, params = model.options or {}, model.params or {}
+        errors = []
+        if family == "dall-e-3" and int(options.get("max_images") or 1) > 1:
+            errors.append("dall-e-3 makes one image per request: set max_images to 1.")
+        bad = sorted(set(options.get("sizes") or []) - SIZES[family])
+        if bad:
+            errors.append(
+                f"{model.remote_id} does not take the sizes {', '.join(bad)} "
+                f"(it takes {', '.join(sorted(SIZES[family]))})."
+            )
+        if family == "gpt-image" and "response_format" in params:
+            errors.append("GPT image models take no response_format (they always return base64).")
+        if family != "gpt-image":
+            for key in sorted(GPT_IMAGE_ONLY & set(params)):
+                errors.append(f"{key} is for GPT image models only, not {model.remote_id}.")
+        if family != "dall-e-3" and "style" in params:
+            errors.append(f"style is for dall-e-3 only, not {model.remote_id}.")
+        return errors
 
 
 class AIRefineryProvider(OpenAIStyleProvider):
@@ -117,6 +174,13 @@ class AIRefineryProvider(OpenAIStyleProvider):
     label = "AI Refinery"
 
     DEFAULT_TIMEOUT = 60.0
+    # The official client sends its version on every call (airefinery-sdk 1.33.2,
+    # air/utils/get_base_headers.py); EASEL_PROVIDERS["airefinery"]["sdk_version"] overrides.
+    SDK_VERSION = "1.33.2"
+
+    def auth_headers(self) -> dict[str, str]:
+        version = provider_setting(self.name, "sdk_version", self.SDK_VERSION)
+        return {**super().auth_headers(), "sdk_version": version}
 
     def body(self, gen) -> dict[str, Any]:
         body = super().body(gen)
