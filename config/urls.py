@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     path("gallery/", include("gallery.urls")),
+    path("api/", include("generator.api.urls")),
     path("webhooks/", include("generator.webhook_urls")),
     path("", include("generator.urls")),
 ]
