@@ -8,6 +8,7 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("gallery/", include("gallery.urls")),
     path("api/", include("generator.api.urls")),
+    path("v1/", include("generator.api.openai_urls")),
     path("webhooks/", include("generator.webhook_urls")),
     path("", include("generator.urls")),
 ]

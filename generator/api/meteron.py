@@ -121,13 +121,13 @@ def _create(request: HttpRequest):
     except limits.LimitExceeded as exc:
         raise ApiError(429, exc.message) from None
     wait = request.headers.get("X-Async", "false").strip().lower() != "true"
-    gen = _wait(gen) if wait else gen
+    gen = wait_until_final(gen) if wait else gen
     gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
     status = 200 if (gen.is_final or not wait) else 202
     return JsonResponse(_items([gen])[0], status=status)
 
 
-def _wait(gen: Generation) -> Generation:
+def wait_until_final(gen: Generation) -> Generation:
     """X-Async false: hold the request until the generation is final, at most
     EASEL_API_SYNC_TIMEOUT seconds (then 202 with the current status; poll `?id=`)."""
     deadline = time.monotonic() + settings.EASEL_API_SYNC_TIMEOUT
