@@ -1,3 +1,5 @@
+import secrets
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
@@ -7,7 +9,7 @@ from django.utils.safestring import mark_safe
 from generator.actions import deactivate_users, usage_summary
 from generator.models import Generation, UserLimit
 
-from .models import User
+from .models import KEY_PREFIX, ApiKey, User
 
 
 class UserLimitInline(admin.TabularInline):
@@ -48,16 +50,38 @@ class UserAddForm(UserCreationForm):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     add_form = UserAddForm
-    list_display = ("email", "public_id", "priority", "is_active", "is_staff", "date_joined")
-    list_filter = ("is_active", "is_staff", "priority")
-    search_fields = ("email", "public_id", "username")
+    list_display = (
+        "email",
+        "public_id",
+        "priority",
+        "service_owner",
+        "external_id",
+        "is_active",
+        "is_staff",
+        "date_joined",
+    )
+    list_filter = (
+        "is_active",
+        "is_staff",
+        "priority",
+        ("service_owner", admin.EmptyFieldListFilter),
+    )
+    search_fields = ("email", "public_id", "username", "external_id")
     ordering = ("-date_joined",)
-    readonly_fields = ("public_id", "last_login", "date_joined", "usage_now")
+    readonly_fields = (
+        "public_id",
+        "last_login",
+        "date_joined",
+        "usage_now",
+        "service_owner",
+        "external_id",
+    )
     inlines = (UserLimitInline, LastGenerationsInline)
     actions = ("deactivate",)
     fieldsets = (
         (None, {"fields": ("email", "username", "password", "public_id")}),
         ("Generation", {"fields": ("priority", "usage_now")}),
+        ("API service user", {"fields": ("service_owner", "external_id")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
@@ -83,3 +107,52 @@ class UserAdmin(DjangoUserAdmin):
             f"Deactivated {users} user(s); canceled {canceled} queued or running generation(s).",
             messages.SUCCESS,
         )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Every key: staff list, issue (service keys for an app), revoke, and see use."""
+
+    list_display = (
+        "name",
+        "prefix",
+        "kind",
+        "user",
+        "created_at",
+        "last_used_at",
+        "requests",
+        "revoked_at",
+    )
+    list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "user__email")
+    fields = (
+        "user",
+        "name",
+        "kind",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "requests",
+        "revoked_at",
+    )
+    readonly_fields = ("prefix", "created_at", "last_used_at", "requests", "revoked_at")
+    raw_id_fields = ("user",)
+    actions = ("revoke",)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            token = KEY_PREFIX + secrets.token_urlsafe(32)
+            obj.set_token(token)
+            super().save_model(request, obj, form, change)
+            self.message_user(
+                request,
+                f"Key created. Copy it now, it is not shown again: {token}",
+                messages.WARNING,
+            )
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        n = sum(key.revoke() for key in queryset)
+        self.message_user(request, f"Revoked {n} key(s).", messages.SUCCESS)

@@ -6,4 +6,5 @@ app_name = "accounts"
 urlpatterns = [
     path("", views.profile, name="profile"),
     path("usage/", views.usage, name="usage"),
+    path("keys/", views.keys, name="keys"),
 ]

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
 
 from generator import limits
 from generator.models import Generation, UsageEntry
+
+from .models import ApiKey
 
 USAGE_PAGE_SIZE = 50
 
@@ -32,3 +36,33 @@ def usage(request: HttpRequest) -> HttpResponse:
         "allowances": [a for a in limits.allowances(request.user) if not a.limits.unlimited],
     }
     return render(request, "accounts/usage.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def keys(request: HttpRequest) -> HttpResponse:
+    """Personal API keys: create (the token is shown on this one answer only), list, revoke."""
+    token = ""
+    error = ""
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            key = get_object_or_404(ApiKey, pk=_int(request.POST["revoke"]), user=request.user)
+            key.revoke()
+            messages.success(request, f"Revoked {key.name}.")
+            return redirect("accounts:keys")
+        name = (request.POST.get("name") or "").strip()
+        if not name or len(name) > 100:
+            error = "Give the key a name of 1 to 100 characters."
+        else:
+            _, token = ApiKey.issue(request.user, name)
+    rows = ApiKey.objects.filter(user=request.user, kind=ApiKey.Kind.PERSONAL)
+    status = 400 if error else 200
+    context = {"keys": rows, "token": token, "error": error}
+    return render(request, "accounts/keys.html", context, status=status)
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404("No such key") from None

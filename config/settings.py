@@ -319,6 +319,10 @@ EASEL_REQUEUE_AFTER_SECONDS = env_int("EASEL_REQUEUE_AFTER_SECONDS", 60)
 EASEL_PROVIDER_TIMEOUT = float(env("EASEL_PROVIDER_TIMEOUT", "30"))
 EASEL_MAX_TRANSIENT_RETRIES = env_int("EASEL_MAX_TRANSIENT_RETRIES", 5)
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
+# --- Easel's own API (issue #17) ---
+EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off
+EASEL_API_SYNC_TIMEOUT = env_int("EASEL_API_SYNC_TIMEOUT", 60)  # longest X-Async: false wait (s)
+# --- end of the API block ---
 EASEL_INPUT_MAX_BYTES = env_int("EASEL_INPUT_MAX_BYTES", 10 * 1024 * 1024)
 EASEL_INPUT_MAX_PIXELS = env_int("EASEL_INPUT_MAX_PIXELS", 25_000_000)
 # Baseline views for `make bench` (/bench/trivial/); never on in production.

@@ -7,6 +7,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     path("gallery/", include("gallery.urls")),
+    path("api/", include("generator.api.urls")),
+    path("v1/", include("generator.api.openai_urls")),
     path("webhooks/", include("generator.webhook_urls")),
     path("", include("generator.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Easel's own API (issue #17): Meteron-compatible, on the same form, limits and ledger."""
