@@ -62,6 +62,7 @@ MATRIX = {
     "gallery:list": (None, ["GET"]),
     "accounts:profile": (None, ["GET"]),
     "accounts:usage": (None, ["GET"]),
+    "accounts:keys": (None, ["GET", "POST"]),
 }
 
 # URLs that take an argument that is not a user's object, with the reason.
@@ -70,6 +71,9 @@ NOT_OWNED = {
     "account_reset_password_from_key": "allauth: a signed, single-use reset token",
     "webhooks:receive": "public, csrf-exempt provider callbacks; verified by signature "
     "(see tests/test_bad_input.py)",
+    "api:generations": "bearer-key API; ownership tested in tests/test_api_meteron.py",
+    "api:remaining": "bearer-key API; ownership tested in tests/test_api_meteron.py",
+    "openai:generations": "bearer-key API; ownership tested in tests/test_api_openai.py",
 }
 
 
