@@ -42,24 +42,26 @@ def unwrap_json_output(data: bytes) -> bytes | None:
     """Meteron may store the model server's raw JSON, e.g. {"image": "data:image/png;base64,…"}."""
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # Deeply nested JSON is no image either: the caller's check_image says so at once.
         return None
+    found = _first_data_uri(body)
+    return decode_data_uri(found) if found else None
 
-    def walk(node):
+
+def _first_data_uri(body) -> str | None:
+    """Depth-first, without recursion: nesting just under the parser's limit must not blow
+    the worker's stack here either."""
+    stack = [body]
+    while stack:
+        node = stack.pop()
         if isinstance(node, str) and node.startswith("data:image/"):
             return node
         if isinstance(node, dict):
-            for value in node.values():
-                if found := walk(value):
-                    return found
-        if isinstance(node, list):
-            for value in node:
-                if found := walk(value):
-                    return found
-        return None
-
-    found = walk(body)
-    return decode_data_uri(found) if found else None
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return None
 
 
 def check_image(data: bytes) -> tuple[str, int, int]:
