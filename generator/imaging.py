@@ -151,14 +151,21 @@ def clean_input_image(upload) -> ContentFile:
         image = ImageOps.exif_transpose(image)  # upright, and drops the orientation tag
     except (OSError, ValueError, SyntaxError):
         raise InputImageError("The image is damaged and could not be read.") from None
-    has_alpha = image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha and fmt != "JPEG" else "RGB")
+    # A tRNS chunk can sit on any PNG mode (16-bit grayscale "I;16" too), not just palettes.
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     out = io.BytesIO()
-    if fmt == "JPEG":
-        image.save(out, format="JPEG", quality=92, optimize=True)
-    elif fmt == "WEBP":
-        image.save(out, format="WEBP", quality=92)
-    else:
-        image.save(out, format="PNG", optimize=False)
+    try:
+        image = image.convert("RGBA" if has_alpha and fmt != "JPEG" else "RGB")
+        # convert() can carry the source's transparency over as a single grey value, which
+        # the PNG writer refuses for RGB (a 500 before); the alpha band already holds it.
+        image.info.pop("transparency", None)
+        if fmt == "JPEG":
+            image.save(out, format="JPEG", quality=92, optimize=True)
+        elif fmt == "WEBP":
+            image.save(out, format="WEBP", quality=92)
+        else:
+            image.save(out, format="PNG", optimize=False)
+    except (OSError, ValueError):
+        raise InputImageError("The image could not be read as a photo; try a JPEG.") from None
     ext = ACCEPTED[fmt][0]
     return ContentFile(out.getvalue(), name=f"{secrets.token_urlsafe(12)}.{ext}")

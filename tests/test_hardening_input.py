@@ -94,3 +94,32 @@ def test_the_ssrf_guard_still_allows_a_public_address():
     assert net.check_url(httpx.URL("http://93.184.216.34/x.png"), False) == ipaddress.ip_address(
         "93.184.216.34"
     )
+
+
+def _png_16bit_grey_with_trns() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    raw = b"".join(b"\x00" + b"\x12\x34\xab\xcd" * 2 for _ in range(4))
+    header = struct.pack(">IIBBBBB", 4, 4, 16, 0, 0, 0, 0)  # 16-bit grayscale (PNG spec 11.2.2)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tRNS", b"\x12\x34")  # one transparent grey level (PNG spec 11.3.2.1)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_16_bit_grey_png_with_trns_is_accepted_as_an_input_photo():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    upload = SimpleUploadedFile("grey.png", _png_16bit_grey_with_trns(), "image/png")
+    cleaned = imaging.clean_input_image(upload)
+    with Image.open(cleaned) as img:
+        assert (img.format, img.size, img.mode) == ("PNG", (4, 4), "RGBA")
