@@ -8,11 +8,14 @@ SecurityMiddleware and XFrameOptionsMiddleware set nosniff, Referrer-Policy and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core import checks
 from django.http import HttpRequest, HttpResponse
+from django.views.debug import SafeExceptionReporterFilter
 
 
 def build_policy() -> str:
@@ -47,3 +50,48 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", self.policy)
         return response
+
+
+# --- Error pages and deploy checks (issue 14B) ---------------------------------------------
+
+# user:password@ inside any URL-shaped value (DATABASE_URL, REDIS_URL, EMAIL_URL, broker URLs).
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^/@\s]*)@", re.I)
+
+
+def mask_url_credentials(value: str) -> str:
+    """'redis://:secret@host/0' → 'redis://********************@host/0'."""
+    return _URL_CREDENTIALS.sub(
+        lambda m: f"{m['scheme']}{SafeExceptionReporterFilter.cleansed_substitute}@", value
+    )
+
+
+class SafeUrlExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Django hides settings whose *name* looks secret (PASSWORD, KEY…); DATABASE_URL,
+    REDIS_URL, EMAIL_URL and CELERY_BROKER_URL carry their password inside the value, so the
+    debug page and error e-mails showed it. Any string value with URL credentials is masked."""
+
+    def cleanse_setting(self, key, value):
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return mask_url_credentials(cleansed)
+        return cleansed
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [
+            (name, mask_url_credentials(value) if isinstance(value, str) else value)
+            for name, value in super().get_traceback_frame_variables(request, tb_frame)
+        ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_email_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """With DEBUG off and no EMAIL_URL, password-reset links would be written to the log."""
+    if settings.DEBUG or settings.EMAIL_URL:
+        return []
+    return [
+        checks.Error(
+            "EMAIL_URL is not set, so e-mails (password-reset links) would go to the log.",
+            hint="Set EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587.",
+            id="easel.E001",
+        )
+    ]

@@ -394,3 +394,9 @@ EASEL_PROVIDERS = {
         "webhook_secret": env("REPLICATE_WEBHOOK_SECRET"),
     },
 }
+
+# --- Error pages and deploy checks (issue 14B) ---------------------------------------------
+# URL-embedded credentials are masked on the debug page and in error e-mails; importing the
+# module also registers the `check --deploy` refusal of DEBUG=false without EMAIL_URL.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SafeUrlExceptionReporterFilter"
+import config.security  # noqa: E402,F401  (registers easel.E001)

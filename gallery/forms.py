@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
@@ -14,6 +14,10 @@ from generator import counters
 from generator.models import AIModel, Generation
 
 MAX_PAGE_SIZE = 200
+# Dates outside these make `date + 1 day` or the time-zone conversion overflow (a 500 before);
+# no generation is that old or that new, so they are refused as a form error instead.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9000, 12, 31)
 SORTS = [("newest", "Newest first"), ("oldest", "Oldest first")]
 _signer = signing.Signer(salt="gallery.cursor")
 
@@ -140,6 +144,20 @@ class GalleryFilterForm(forms.Form):
             return read_cursor(value)
         except (signing.BadSignature, ValueError, OverflowError, OSError):
             raise forms.ValidationError("That page link is broken or was changed.") from None
+
+    def _clean_date(self, key: str):
+        value = self.cleaned_data.get(key)
+        if value and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise forms.ValidationError(
+                f"Use a date between {EARLIEST_DATE:%Y-%m-%d} and {LATEST_DATE:%Y-%m-%d}."
+            )
+        return value
+
+    def clean_from(self):
+        return self._clean_date("from")
+
+    def clean_to(self):
+        return self._clean_date("to")
 
     def clean(self):
         data = super().clean()

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from generator import actions, admin_views
 from generator.errors import ProviderError
 from generator.models import AIModel, Generation, OutputImage, UsageEntry, UserLimit
+from generator.models.validation import model_json_errors
 from generator.providers import get_provider, provider_choices
 
 
@@ -21,6 +22,27 @@ class AIModelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["provider"].choices = provider_choices()
+
+    def clean(self):
+        data = super().clean()
+        for field, notes in model_json_errors(self.instance_with(data)).items():
+            for message in notes:
+                self.add_error(field if field in self.fields else None, message)
+        if not self.errors and data.get("provider"):
+            provider = get_provider(data["provider"])
+            # The hook is being added to providers.base by another change; default: no errors.
+            hook = getattr(provider, "model_errors", lambda m: [])
+            for message in hook(self.instance_with(data)):
+                self.add_error(None, message)
+        return data
+
+    def instance_with(self, data) -> AIModel:
+        """The model as it would be saved, for the schema and the provider's hook."""
+        model = AIModel(**{f.name: getattr(self.instance, f.name) for f in AIModel._meta.fields})
+        for key in ("provider", "remote_id", "options", "params", "template_choices"):
+            if key in data:
+                setattr(model, key, data[key])
+        return model
 
 
 @admin.register(AIModel)

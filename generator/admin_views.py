@@ -12,6 +12,7 @@ import statistics
 from collections import defaultdict
 from datetime import datetime, time, timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
@@ -37,6 +38,8 @@ MODEL_PALETTE = ["#4a6fa5", "#2f7d4a", "#b3382c", "#d08a1e", "#7a4fa0", "#2a8f8f
 
 def failures(request: HttpRequest, admin_site) -> HttpResponse:
     """Failed generations across all users, grouped by (provider, reason), newest group first."""
+    if not request.user.has_perm("generator.view_generation"):
+        raise PermissionDenied  # is_staff alone opens the admin, not every user's failures
     since_days = 30
     since = timezone.now() - timedelta(days=since_days)
     failed = Generation.objects.filter(status=Generation.Status.FAILED, created_at__gte=since)
@@ -201,5 +204,7 @@ def dashboard_data(now: datetime | None = None) -> dict:
 
 
 def dashboard(request: HttpRequest, admin_site) -> HttpResponse:
+    if not request.user.has_perm("generator.view_generation"):
+        raise PermissionDenied
     context = {**admin_site.each_context(request), "title": "Usage dashboard", **dashboard_data()}
     return TemplateResponse(request, "admin/generator/dashboard.html", context)

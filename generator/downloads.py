@@ -36,7 +36,11 @@ def download(
     transport: httpx.BaseTransport | None = None,
 ) -> Downloaded:
     max_bytes = max_bytes or settings.EASEL_MAX_DOWNLOAD_BYTES
-    current = httpx.URL(url)
+    try:
+        current = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        # Final at once: asking again will not make the provider's URL parse.
+        raise DownloadError("The provider sent an image URL that does not parse.") from None
     timeout = httpx.Timeout(settings.EASEL_PROVIDER_TIMEOUT, connect=10.0)
     with httpx.Client(
         timeout=timeout,
@@ -59,7 +63,12 @@ def download(
                         location = response.headers.get("Location", "")
                         if not location:
                             raise DownloadError("The image URL redirected without a Location.")
-                        current = current.join(location)
+                        try:
+                            current = current.join(location)
+                        except (httpx.InvalidURL, ValueError):
+                            raise DownloadError(
+                                "The image URL redirected to a URL that does not parse."
+                            ) from None
                         continue
                     if response.status_code >= 400:
                         retryable = response.status_code >= 500 or response.status_code == 429

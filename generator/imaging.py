@@ -42,24 +42,26 @@ def unwrap_json_output(data: bytes) -> bytes | None:
     """Meteron may store the model server's raw JSON, e.g. {"image": "data:image/png;base64,…"}."""
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # Deeply nested JSON is no image either: the caller's check_image says so at once.
         return None
+    found = _first_data_uri(body)
+    return decode_data_uri(found) if found else None
 
-    def walk(node):
+
+def _first_data_uri(body) -> str | None:
+    """Depth-first, without recursion: nesting just under the parser's limit must not blow
+    the worker's stack here either."""
+    stack = [body]
+    while stack:
+        node = stack.pop()
         if isinstance(node, str) and node.startswith("data:image/"):
             return node
         if isinstance(node, dict):
-            for value in node.values():
-                if found := walk(value):
-                    return found
-        if isinstance(node, list):
-            for value in node:
-                if found := walk(value):
-                    return found
-        return None
-
-    found = walk(body)
-    return decode_data_uri(found) if found else None
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return None
 
 
 def check_image(data: bytes) -> tuple[str, int, int]:
@@ -149,14 +151,21 @@ def clean_input_image(upload) -> ContentFile:
         image = ImageOps.exif_transpose(image)  # upright, and drops the orientation tag
     except (OSError, ValueError, SyntaxError):
         raise InputImageError("The image is damaged and could not be read.") from None
-    has_alpha = image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha and fmt != "JPEG" else "RGB")
+    # A tRNS chunk can sit on any PNG mode (16-bit grayscale "I;16" too), not just palettes.
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     out = io.BytesIO()
-    if fmt == "JPEG":
-        image.save(out, format="JPEG", quality=92, optimize=True)
-    elif fmt == "WEBP":
-        image.save(out, format="WEBP", quality=92)
-    else:
-        image.save(out, format="PNG", optimize=False)
+    try:
+        image = image.convert("RGBA" if has_alpha and fmt != "JPEG" else "RGB")
+        # convert() can carry the source's transparency over as a single grey value, which
+        # the PNG writer refuses for RGB (a 500 before); the alpha band already holds it.
+        image.info.pop("transparency", None)
+        if fmt == "JPEG":
+            image.save(out, format="JPEG", quality=92, optimize=True)
+        elif fmt == "WEBP":
+            image.save(out, format="WEBP", quality=92)
+        else:
+            image.save(out, format="PNG", optimize=False)
+    except (OSError, ValueError):
+        raise InputImageError("The image could not be read as a photo; try a JPEG.") from None
     ext = ACCEPTED[fmt][0]
     return ContentFile(out.getvalue(), name=f"{secrets.token_urlsafe(12)}.{ext}")

@@ -68,9 +68,32 @@ METADATA_ADDRESSES = frozenset(
 
 def _unmapped(address: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
     # ::ffff:169.254.169.254 reaches the same host as 169.254.169.254.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+    # So do its 6to4 and NAT64 forms.
+    return _embedded_v4(address) or address
+
+
+# 6to4 and NAT64 addresses carry an IPv4 address that a gateway may reach for us.
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not global, not "private"
+
+
+def _embedded_v4(address: ipaddress._BaseAddress) -> ipaddress.IPv4Address | None:
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped:
         return address.ipv4_mapped
-    return address
+    if address.sixtofour:
+        return address.sixtofour
+    if any(address in net for net in NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _embeds_internal_v4(address: ipaddress._BaseAddress) -> bool:
+    """An IPv6 form of a private, shared or metadata IPv4 address: refused whatever
+    `allow_private` says, since no provider is reached that way."""
+    v4 = _embedded_v4(address)
+    return v4 is not None and (_is_private(v4) or v4 in METADATA_ADDRESSES)
 
 
 def _is_metadata(address: ipaddress._BaseAddress) -> bool:
@@ -86,6 +109,7 @@ def _is_private(address: ipaddress._BaseAddress) -> bool:
         or address.is_reserved
         or address.is_multicast
         or address.is_unspecified
+        or address in SHARED
         or _is_metadata(address)
     )
 
@@ -110,6 +134,11 @@ def check_url(url: httpx.URL, allow_private: bool) -> ipaddress._BaseAddress:
         # Cloud metadata endpoints are refused even for providers on private addresses.
         raise Refused(
             f"Refused to download the image from {url.host}: it is a cloud metadata address."
+        )
+    if any(_embeds_internal_v4(a) for a in addresses):
+        raise Refused(
+            f"Refused to download the image from {url.host}: it is a private or internal address"
+            " (an IPv6 form of an internal IPv4 address)."
         )
     if not allow_private and any(_is_private(a) for a in addresses):
         raise Refused(

@@ -44,3 +44,22 @@ def _delete_image_files(sender, instance: OutputImage, **kwargs) -> None:
 def _model_changed(sender, instance: AIModel, **kwargs) -> None:
     # Cached gallery pages and the model directory show models' names (gallery.forms).
     counters.bump_key(counters.MODELS_COUNTER)
+
+
+# --- Privacy: uploaded photos leave storage with the last generation that uses them (14B) ---
+
+
+@receiver(post_delete, sender=Generation, dispatch_uid="easel-delete-input-photo")
+def _delete_input_photo(sender, instance: Generation, **kwargs) -> None:
+    # A generation's delete — by its owner, the admin, or the cascade of a deleted account —
+    # removes the person's uploaded photo too, after commit. A re-run shares the photo, so it
+    # is removed only once no generation refers to it any more.
+    name = instance.input_image.name if instance.input_image else ""
+    if not name:
+        return
+
+    def remove() -> None:
+        if not Generation.objects.filter(input_image=name).exists():
+            storage.delete_files([name])
+
+    transaction.on_commit(remove)

@@ -5,5 +5,5 @@ from . import views
 app_name = "generator"
 urlpatterns = [
     path("", views.home, name="home"),
-    path("g/<str:public_id>/card/", views.card, name="card"),
+    path("g/<public_id:public_id>/card/", views.card, name="card"),
 ]

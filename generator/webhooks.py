@@ -24,6 +24,7 @@ from generator.providers import get_provider_class
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_JOB_ID_LENGTH = 200
 
 
 def _answer(status: int, message: str) -> JsonResponse:
@@ -46,12 +47,17 @@ def receive(request: HttpRequest, provider: str) -> JsonResponse:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _answer(400, "Body is not JSON.")
+    except RecursionError:  # 1 KB of `[[[[…` is valid JSON nested past the parser's stack
+        return _answer(400, "Body is nested too deeply.")
     if not isinstance(payload, dict):
         return _answer(400, "Body is not a JSON object.")
     job_id = cls().webhook_job_id(request)
     if not job_id:
         logger.warning("Refused a %s webhook that failed verification", provider)
         return _answer(401, "Webhook verification failed.")
+    if not isinstance(job_id, str) or "\x00" in job_id or len(job_id) > MAX_JOB_ID_LENGTH:
+        # PostgreSQL refuses NUL in a query (a 500 before); no provider issues such an id.
+        return _answer(404, "Unknown job.")
     gen = Generation.objects.filter(provider=provider, provider_job_id=job_id).first()
     if gen is None:
         return _answer(404, "Unknown job.")

@@ -218,6 +218,7 @@ def test_check_deploy_is_clean_with_production_settings():
         SECURE_HSTS_SECONDS="31536000",
         SECURE_HSTS_PRELOAD="true",
         USE_X_FORWARDED_PROTO="true",
+        EMAIL_URL="smtp+tls://mailer:pw@smtp.example.com:587",  # easel.E001 without it
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -16,7 +16,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from generator.models import AIModel
-from generator.providers import provider_names
+from generator.models.validation import model_json_errors
+from generator.providers import get_provider, provider_names
 
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, Any]:
@@ -73,6 +74,10 @@ class Command(BaseCommand):
             model.params = {**(model.params or {}), **params}
             after = (model.provider, model.remote_id, model.name, model.options, model.params)
             if created or before != after:
+                errors = [m for ms in model_json_errors(model).values() for m in ms]
+                errors += getattr(get_provider(provider), "model_errors", lambda m: [])(model)
+                if errors:
+                    raise CommandError(" ".join(errors))
                 model.full_clean()
                 model.save()
         verb = "Created" if created else ("Updated" if before != after else "Unchanged")
