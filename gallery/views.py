@@ -334,7 +334,7 @@ def input_image(request: HttpRequest, public_id: str) -> FileResponse:
 def image_file(request: HttpRequest, public_id: str, index: int, kind: str) -> FileResponse:
     """Image bytes from local storage, for the image's owner (and staff) only."""
     filters = {"generation__public_id": public_id, "index": index}
-    if not request.user.is_staff:
+    if not request.user.has_perm("generator.view_outputimage"):  # staff with the permission
         filters["generation__user"] = request.user
     image = get_object_or_404(OutputImage.objects.select_related("generation"), **filters)
     field = image.thumbnail if kind == "thumb" else image.file

@@ -30,9 +30,7 @@ class AIModelForm(forms.ModelForm):
                 self.add_error(field if field in self.fields else None, message)
         if not self.errors and data.get("provider"):
             provider = get_provider(data["provider"])
-            # The hook is being added to providers.base by another change; default: no errors.
-            hook = getattr(provider, "model_errors", lambda m: [])
-            for message in hook(self.instance_with(data)):
+            for message in provider.model_errors(self.instance_with(data)):
                 self.add_error(None, message)
         return data
 

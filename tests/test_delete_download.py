@@ -263,3 +263,19 @@ def test_maintenance_reports_an_image_whose_original_is_gone(completed):
     out = run_maintenance("--min-age", "0", "--skip-orphans")
     assert "could not re-create the thumbnail" in out
     assert "1 thumbnail(s) could not be re-created" in out
+
+
+def test_staff_see_another_users_image_files_only_with_the_permission(
+    client, django_user_model, staff, completed
+):
+    """is_staff opens the admin, not every user's images: the file view asks for
+    generator.view_outputimage (superusers have every permission)."""
+    gen = completed()
+    url = f"/gallery/{gen.public_id}/images/0/thumb/"
+    bare = django_user_model.objects.create_user(
+        email="bare-staff@example.com", password="pw-Secret-123", is_staff=True
+    )
+    client.force_login(bare)
+    assert client.get(url).status_code == 404
+    client.force_login(staff)
+    assert client.get(url).status_code == 200

@@ -75,7 +75,7 @@ class Command(BaseCommand):
             after = (model.provider, model.remote_id, model.name, model.options, model.params)
             if created or before != after:
                 errors = [m for ms in model_json_errors(model).values() for m in ms]
-                errors += getattr(get_provider(provider), "model_errors", lambda m: [])(model)
+                errors += get_provider(provider).model_errors(model)
                 if errors:
                     raise CommandError(" ".join(errors))
                 model.full_clean()
