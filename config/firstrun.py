@@ -49,6 +49,7 @@ def summary(port: str) -> list[str]:
     return [
         f"  Easel is running at {base}/   (Ctrl-C stops web and worker)",
         f"  Admin:     {base}/admin/   (make a staff account: make superuser)",
+        f"  Health:    {base}/healthz  {base}/readyz",
         f"  Database:  {database}",
         f"  Broker:    {broker}",
         f"  Cache:     {cache['BACKEND'].rsplit('.', 1)[-1]} {masked(str(cache['LOCATION']))}",
