@@ -9,7 +9,7 @@ WORKER_CONCURRENCY ?= 2
 # offline. Add models with e.g. `manage.py addmodel sim-meteron --provider meteron --remote-id x`.
 SIMULATORS ?= 0
 
-.PHONY: run test lint bench install clean audit
+.PHONY: run test lint bench install clean audit superuser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,13 @@ install: $(VENV)/.installed
 
 # Web server and Celery worker (with the reaper's beat) on SQLite, local disk and kombu's
 # filesystem broker unless DATABASE_URL / REDIS_URL say otherwise. Ctrl-C stops both.
-run: export DEBUG ?= true
+# The first run writes a git-ignored .env (DEBUG=true, a generated SECRET_KEY, mode 0600) that
+# every later command reads (config/envfile.py); var/ is made whatever the broker is.
 run: $(VENV)/.installed
+	@$(PY) -m config.envfile
+	@mkdir -p var
 	$(PY) manage.py migrate --noinput
-	@echo ""
-	@echo "  Easel is running at http://127.0.0.1:$(PORT)/   (Ctrl-C stops web and worker)"
-	@echo ""
+	@$(PY) -m config.firstrun $(PORT)
 	@trap 'kill 0' INT TERM; \
 	if [ "$(SIMULATORS)" = "1" ]; then \
 		echo "  SIMULATORS=1: provider simulators (test equipment, not real providers) on 127.0.0.1:87xx"; \
@@ -38,7 +39,13 @@ run: $(VENV)/.installed
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & \
 	wait
 
+# A staff account (createsuperuser asks; DJANGO_SUPERUSER_USERNAME, _EMAIL and
+# DJANGO_SUPERUSER_PASSWORD in the environment make it non-interactive).
+superuser: $(VENV)/.installed
+	$(PY) manage.py createsuperuser $(if $(DJANGO_SUPERUSER_PASSWORD),--noinput,)
+
 test: export EASEL_ALLOW_DEV_SECRET ?= 1
+test: export EASEL_ENV_FILE ?=
 test: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)

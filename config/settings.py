@@ -14,6 +14,11 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import envfile
+
+# Local .env (issue 16, config/envfile.py): development only; real environment variables win.
+EASEL_ENV_FILE_USED = envfile.load_default()
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EASEL_VAR_DIR", BASE_DIR / "var")).resolve()
 
@@ -119,6 +124,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker share the file; wait for a lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+envfile.make_sqlite_folder(DATABASES["default"])  # issue 16: SQLite cannot make var/
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

@@ -20,7 +20,11 @@ class PublicIdConverter:
 # Registered before the includes below import the app URLconfs that use `<public_id:…>`.
 register_converter(PublicIdConverter, "public_id")
 
+from config import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),

@@ -85,11 +85,13 @@ def _days(n: int) -> list:
 
 def stacked_bars_svg(days: list, series: dict[str, dict], colors: dict[str, str]) -> dict:
     """Geometry for a stacked bar chart: one bar per day, one segment per series key."""
-    width, height, pad_left, pad_bottom = 720, 220, 36, 22
+    # pad_right leaves room for half of the last date label, centred under the last bar
+    # (10-px text, "01 Dec" is about 32 px wide): without it the label was cut ("01 De").
+    width, height, pad_left, pad_bottom, pad_right = 720, 220, 36, 22, 24
     plot_h = height - pad_bottom - 8
     totals = [sum(series[k].get(d, 0) for k in series) for d in days]
     peak = max(totals + [1])
-    bar_w = (width - pad_left) / max(len(days), 1)
+    bar_w = (width - pad_left - pad_right) / max(len(days), 1)
     bars = []
     for i, day in enumerate(days):
         y = height - pad_bottom
@@ -123,6 +125,7 @@ def stacked_bars_svg(days: list, series: dict[str, dict], colors: dict[str, str]
         "peak": peak,
         "baseline": height - pad_bottom,
         "left": pad_left,
+        "right": width - pad_right,
         "legend": [{"name": k, "color": colors[k]} for k in series],
     }
 

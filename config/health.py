@@ -1,0 +1,64 @@
+"""/healthz (the process answers) and /readyz (each dependency reachable), for load balancers.
+
+Neither needs a login nor shows a secret: /readyz names each dependency with "ok" or the
+exception's class only, and answers 503 when any one is down.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from kombu import Connection
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _broker() -> None:
+    url = settings.CELERY_BROKER_URL
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS if url.startswith("filesystem") else {}
+    with Connection(url, connect_timeout=2, transport_options=options) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+
+
+def _cache() -> None:
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", 10)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not keep a value")
+    cache.delete(key)
+
+
+def _storage() -> None:
+    default_storage.exists("readyz-probe")
+
+
+CHECKS = {"database": _database, "broker": _broker, "cache": _cache, "storage": _storage}
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; only its class is shown
+            results[name] = f"down ({type(exc).__name__})"
+    ready = all(v == "ok" for v in results.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "down", "checks": results}, status=200 if ready else 503
+    )

@@ -1,0 +1,24 @@
+"""Gunicorn settings for production (docs/DEPLOY.md). `gunicorn -c gunicorn.conf.py config.wsgi`.
+
+gthread, not sync: a sync worker is tied up by one connection that opens and sends nothing (for
+`timeout` seconds), so a few idle sockets stall every page. This gunicorn's gthread hands each
+accepted connection to a thread at once (workers/gthread.py `accept`), so an idle socket holds a
+thread: many cheap threads (blocked in recv, not working) absorb them, and the reverse proxy of
+docs/DEPLOY.md (which buffers whole requests) protects against more. tests/test_gunicorn.py opens 50 idle sockets and still
+gets pages.
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+worker_connections = 1000
+keepalive = 5
+timeout = 30
+graceful_timeout = 30
+max_requests = 2000
+max_requests_jitter = 200
+accesslog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
