@@ -2,6 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, register_converter
 
+from config import health
+
 
 class PublicIdConverter:
     """A generation's public id as `new_generation_id` makes them (URL-safe base64, at most the
@@ -19,8 +21,6 @@ class PublicIdConverter:
 
 # Registered before the includes below import the app URLconfs that use `<public_id:…>`.
 register_converter(PublicIdConverter, "public_id")
-
-from config import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
