@@ -126,8 +126,9 @@ def rerun(gen: Generation, *, new_seed: bool, by_staff: bool = False) -> Generat
 
 
 def cancel(gen: Generation, reason: str) -> bool:
-    """queued/running → canceled (refunded), then ask the provider to stop where it can.
-    False if it had already finished."""
+    """queued/running → canceled, then ask the provider to stop where it can. Refunded only
+    if the provider had not been sent it (Generation.cancel); False if it had already
+    finished."""
     if not gen.cancel(reason):
         return False
     cancel_at_provider(gen)

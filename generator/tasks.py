@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from generator.errors import GenerationError, OutcomeUnknown
+from generator.errors import GenerationError, OutcomeUnknown, StorageError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
 from generator.providers import get_provider
@@ -201,7 +201,9 @@ def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
         # Canceled (or deleted) while the provider worked: keeps nothing, changes nothing.
         try:
             store_and_complete(gen, result.images, provider)
-        except GenerationError as exc:  # a bad output, or Easel's own storage failed
+        except StorageError as exc:  # Easel's own storage failed: the provider did its work
+            gen.fail(exc.message, Generation.EASEL_SIDE)
+        except GenerationError as exc:  # a bad output: the provider failed on its side
             gen.fail(exc.message)
     elif isinstance(result, Pending):
         countdown = result.poll_after if result.poll_after is not None else backoff(step)
@@ -216,7 +218,7 @@ def _handle(gen: Generation, provider: Provider, result, step: int) -> None:
         _schedule_check(gen, countdown, step + 1)
     elif isinstance(result, Failed):
         if result.canceled:
-            gen.cancel(result.reason)
+            gen.cancel(result.reason, by_provider=True)
         else:
             gen.fail(result.reason)
     else:  # pragma: no cover - a provider bug
@@ -232,7 +234,9 @@ def check_generation(pk: int, step: int = 0) -> None:
     provider = get_provider(gen.provider)
     if timezone.now() > (gen.deadline_at or _deadline(gen)):
         minutes = gen.model.timeout_seconds / 60
-        if gen.fail(f"Timed out: the provider did not finish within {minutes:g} minutes."):
+        # The provider took the job and may still finish (and bill) it: the charge is kept.
+        reason = f"Timed out: the provider did not finish within {minutes:g} minutes."
+        if gen.fail(reason, Generation.UNKNOWN):
             cancel_at_provider(gen)
         return
     try:
@@ -290,7 +294,8 @@ def reap_generations() -> dict[str, int]:
             # again could charge the user twice, so it ends here with the reason.
             if gen.fail(
                 "The worker stopped while the request was with the provider; it was not "
-                "sent again to avoid a double charge. Use Retry to try again."
+                "sent again to avoid a double charge. Use Retry to try again.",
+                Generation.UNKNOWN,
             ):
                 counts["failed"] += 1
     if any(counts.values()):

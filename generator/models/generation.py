@@ -326,8 +326,30 @@ class Generation(models.Model):
             counters.bump_user(self.user_id)
         return done
 
-    def fail(self, reason: str) -> bool:
-        """→ failed with a reason a person can read; the ledger gives the images back."""
+    # Who did the work a failure cost: the refund rule below reads it with the row.
+    PROVIDER_SIDE = "provider"  # the provider refused or failed on its side: nothing billable
+    EASEL_SIDE = "easel"  # Easel failed after the provider's work (storing, a timeout, …)
+    UNKNOWN = "unknown"  # the request may have reached the provider: count it as if it had
+
+    @property
+    def reached_provider(self) -> bool:
+        """Whether the provider may have been sent the request (the claim records
+        `submitted_at` as it sends; a requeue clears it) or holds a job for it."""
+        return self.submitted_at is not None or bool(self.provider_job_id)
+
+    def _settle(self, reason: str, *, refund: bool) -> None:
+        """The ledger's side of an end other than completed: give the images back only when
+        the provider did no billable work; otherwise keep the charge and say why on it."""
+        if refund:
+            UsageEntry.objects.refund(self, reason)
+        else:
+            UsageEntry.objects.keep(self, reason)
+
+    def fail(self, reason: str, side: str = PROVIDER_SIDE) -> bool:
+        """→ failed with a reason a person can read. Refunded when the request never reached
+        the provider or the provider failed it on its side (`side`, the default); a failure
+        of Easel's own after the provider worked, or an unknown outcome, keeps the charge:
+        a limit bounds what reaches the provider."""
         done = self._transition(
             self.ACTIVE,
             status=self.Status.FAILED,
@@ -336,12 +358,13 @@ class Generation(models.Model):
             lease_until=None,
         )
         if done:
-            UsageEntry.objects.refund(self, reason)
+            self._settle(reason, refund=not self.reached_provider or side == self.PROVIDER_SIDE)
         return done
 
-    def cancel(self, reason: str = "Canceled.") -> bool:
-        """→ canceled; the ledger gives the images back. Stopping the job at the provider is
-        generator.actions.cancel's part."""
+    def cancel(self, reason: str = "Canceled.", *, by_provider: bool = False) -> bool:
+        """→ canceled. Refunded if the request never reached the provider, or the provider
+        itself canceled the job (`by_provider`); a job the provider already accepted keeps
+        its charge (stopping it there is generator.actions.cancel's part)."""
         done = self._transition(
             self.ACTIVE,
             status=self.Status.CANCELED,
@@ -350,7 +373,7 @@ class Generation(models.Model):
             lease_until=None,
         )
         if done:
-            UsageEntry.objects.refund(self, reason)
+            self._settle(reason, refund=by_provider or not self.reached_provider)
         return done
 
     def set_favorite(self, favorite: bool) -> None:

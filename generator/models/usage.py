@@ -1,7 +1,9 @@
 """Fair use and what it counted: per-user limits (UserLimit) and the usage ledger (UsageEntry).
 
-The ledger's two writes live here: `UsageEntry.objects.charge(gen)` in the submit transaction,
-`UsageEntry.objects.refund(gen, reason)` when a generation fails or is canceled. Reads (what is
+The ledger's writes live here: `UsageEntry.objects.charge(gen)` in the submit transaction,
+`UsageEntry.objects.refund(gen, reason)` when a generation fails or is canceled before the
+provider did billable work, `UsageEntry.objects.keep(gen, reason)` (a note on the charge) when
+it ends after the provider accepted it. Reads (what is
 used and left) are generator.limits.
 """
 
@@ -87,6 +89,14 @@ class UsageEntryQuerySet(models.QuerySet):
                 )
         except IntegrityError:
             return None  # a concurrent refund won
+
+    def keep(self, gen, reason: str = "") -> int:
+        """Record on `gen`'s charge why it is not given back (the provider had already taken
+        the request): the usage history shows it. Returns the rows noted (0 or 1)."""
+        note = f"Kept: the provider had already accepted it. {reason}".strip()
+        return self.filter(generation_id=gen.pk, kind=UsageEntry.Kind.CHARGE).update(
+            reason=note[:300]
+        )
 
 
 class UsageEntry(models.Model):
