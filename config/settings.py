@@ -369,38 +369,8 @@ LOGGING = {
 }
 
 # --- Providers ----------------------------------------------------------------------------
-# Connection secrets and base URLs come from the environment only; they never reach a page,
-# a log line or the admin (see generator.providers.base.provider_setting).
-
-EASEL_PROVIDERS = {
-    "local": {},
-    "meteron": {
-        "api_key": env("METERON_API_KEY"),
-        "base_url": env("METERON_BASE_URL", "https://app.meteron.ai"),
-    },
-    "scenario": {
-        "api_key": env("SCENARIO_API_KEY"),
-        "api_secret": env("SCENARIO_API_SECRET"),
-        "base_url": env("SCENARIO_BASE_URL", "https://api.cloud.scenario.com/v1"),
-    },
-    "openai": {
-        "api_key": env("OPENAI_API_KEY"),
-        "base_url": env("OPENAI_BASE_URL", "https://api.openai.com"),
-    },
-    "airefinery": {
-        "api_key": env("AIREFINERY_API_KEY"),
-        "base_url": env("AIREFINERY_BASE_URL", "https://api.airefinery.accenture.com"),
-    },
-    "artificialstudio": {
-        "api_key": env("ARTIFICIAL_STUDIO_API_KEY"),
-        "base_url": env("ARTIFICIAL_STUDIO_BASE_URL", "https://api.artificialstudio.ai"),
-    },
-    "replicate": {
-        "api_key": env("REPLICATE_API_TOKEN"),
-        "base_url": env("REPLICATE_BASE_URL", "https://api.replicate.com"),
-        "webhook_secret": env("REPLICATE_WEBHOOK_SECRET"),
-    },
-}
+# Connection secrets and base URLs come from the environment only: config/provider_settings.py.
+from config.provider_settings import EASEL_PROVIDERS  # noqa: E402,F401
 
 # --- Error pages and deploy checks (issue 14B) ---------------------------------------------
 # URL-embedded credentials are masked on the debug page and in error e-mails; importing the

@@ -71,6 +71,8 @@ NOT_OWNED = {
     "account_reset_password_from_key": "allauth: a signed, single-use reset token",
     "webhooks:receive": "public, csrf-exempt provider callbacks; verified by signature "
     "(see tests/test_bad_input.py)",
+    "healthz": "public liveness probe: no user data",
+    "readyz": "public readiness probe: per-dependency status, no user data or secrets",
     "api:generations": "bearer-key API; ownership tested in tests/test_api_meteron.py",
     "api:remaining": "bearer-key API; ownership tested in tests/test_api_meteron.py",
     "openai:generations": "bearer-key API; ownership tested in tests/test_api_openai.py",

@@ -226,10 +226,8 @@ def test_the_connection_check_names_the_account(configured, sim):
         pytest.param({"status": 500, "times": 1}, "poll", id="500-poll"),
         pytest.param({"status": 429, "retry_after": "0", "times": 1}, "submit", id="429-submit"),
         pytest.param({"status": 429, "retry_after": "0", "times": 1}, "poll", id="429-poll"),
-        pytest.param({"hang": 1.5, "times": 1}, "submit", id="timeout-submit"),
         pytest.param({"hang": 1.5, "times": 1}, "poll", id="timeout-poll"),
         pytest.param({"malformed_json": True, "times": 1}, "poll", id="malformed-json-poll"),
-        pytest.param({"reset": True, "times": 1}, "submit", id="reset-submit"),
         pytest.param({"reset": True, "times": 1}, "poll", id="reset-poll"),
     ],
 )
@@ -281,3 +279,21 @@ def test_an_expired_output_url_fails_with_a_reason(owner, configured, sim, make_
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED and "expired" in gen.error
+
+
+@pytest.mark.parametrize(
+    "fault", [{"reset": True, "times": 1}, {"hang": 1.5, "times": 1}], ids=["reset", "timeout"]
+)
+def test_a_submit_whose_reply_is_lost_is_sent_once_and_fails_readably(
+    owner, configured, sim, make_generation, fault, django_capture_on_commit_callbacks
+):
+    """Issue #13: the request may have started a billed job: it is never sent again."""
+    sim.faults.set(**fault)
+    sim.faults.only = r"^/v1/predictions$"
+    gen = queued(make_generation, owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED
+    assert "not sent again so you are not charged twice" in gen.error
+    assert sim.submissions == 1 and gen.attempts == 1
