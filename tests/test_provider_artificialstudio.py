@@ -76,8 +76,7 @@ def test_an_artificial_studio_generation_from_the_form_completes_and_is_in_the_g
             "prompt": "a tiny robot gardener",
             "image_size": "landscape_16_9",
         },
-        "webhook": "http://127.0.0.1:9/webhooks/artificialstudio/",
-    }
+    }  # no webhook: PUBLIC_BASE_URL is not https and public, so Easel polls
     # No user field exists at Artificial Studio: the tag is kept in Easel's own record.
     assert gen.tag_sent == owner.public_id and gen.provider_job_id in sim.jobs
     image = gen.images.get()
@@ -164,25 +163,48 @@ def test_a_bearer_prefix_or_wrong_key_is_refused(owner, settings, sim, make_gene
     )
 
 
-def test_a_public_service_never_gets_a_private_webhook_url(owner, configured, sim, make_generation):
+def test_without_an_https_public_base_url_no_webhook_is_sent_and_the_job_is_polled(
+    owner, configured, sim, make_generation
+):
+    # The simulator refuses non-HTTPS and private webhook URLs, as the service does (AS4); the
+    # old code sent PUBLIC_BASE_URL whenever the provider lived on loopback, and the job failed.
+    assert sim.webhook_public_only
+    gen = queued(make_generation, owner)
+    run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.COMPLETED, gen.error
+    (run,) = sim.received("POST", "/api/run")
+    assert "webhook" not in run.json
+
+
+@pytest.mark.parametrize(
+    "base, expected",
+    [
+        ("http://127.0.0.1:9", ""),
+        ("http://easel.example.org", ""),
+        ("https://127.0.0.1", ""),
+        ("https://10.1.2.3", ""),
+        ("https://localhost:8443", ""),
+        ("https://easel.example.org", "https://easel.example.org/webhooks/artificialstudio/"),
+    ],
+)
+def test_a_webhook_url_is_only_handed_out_for_an_https_public_base_url(configured, base, expected):
     from django.test import override_settings
 
     from generator.providers import get_provider
 
-    # The simulator lives on loopback, so it may call a loopback Easel; a public provider may not.
-    assert get_provider("artificialstudio").webhook_url() == (
-        "http://127.0.0.1:9/webhooks/artificialstudio/"
-    )
-    public = {"api_key": sim.api_key, "base_url": "https://8.8.8.8"}
-    with override_settings(
-        EASEL_PROVIDERS={**configured.EASEL_PROVIDERS, "artificialstudio": public}
-    ):
-        assert get_provider("artificialstudio").webhook_url() == ""
-    sim.webhook_public_only = True  # as the real service: such a URL would be refused with 400
+    with override_settings(PUBLIC_BASE_URL=base):
+        assert get_provider("artificialstudio").webhook_url() == expected
+
+
+def test_an_https_public_base_url_goes_out_as_the_webhook(owner, configured, sim, make_generation):
+    configured.PUBLIC_BASE_URL = "https://easel.example.org"
     gen = queued(make_generation, owner)
     run_generation(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == S.FAILED and "Webhook URL must use HTTPS" in gen.error
+    assert gen.status == S.COMPLETED, gen.error
+    (run,) = sim.received("POST", "/api/run")
+    assert run.json["webhook"] == "https://easel.example.org/webhooks/artificialstudio/"
 
 
 def test_the_connection_check_reports_credits(configured, sim):

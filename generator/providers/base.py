@@ -330,15 +330,16 @@ class HttpProvider(Provider):
 
     def webhook_url(self) -> str:
         """The absolute URL this provider should call (PUBLIC_BASE_URL + the webhooks route), or
-        "" when it cannot reach us: a public provider cannot call a private PUBLIC_BASE_URL (and
-        some reject such URLs outright), so a webhook URL is handed out only where it can work;
-        polling stays the fallback."""
-        ours = settings.PUBLIC_BASE_URL
-        if host_is_private(httpx.URL(ours).host) and not host_is_private(
-            httpx.URL(self.base_url).host
-        ):
+        "" (no webhook field is sent; Easel polls) unless PUBLIC_BASE_URL is `https://` on a
+        public host. Both providers that call back say so: Replicate's spec wants "an HTTPS URL",
+        Artificial Studio rejects non-HTTPS, private and internal URLs with a 400
+        (artificialstudio.mintlify.app/api/webhook), which would fail a generation that polling
+        would have finished."""
+        ours = httpx.URL(settings.PUBLIC_BASE_URL)
+        if ours.scheme != "https" or not ours.host or host_is_private(ours.host):
             return ""
-        return ours.rstrip("/") + reverse("webhooks:receive", args=[self.name])
+        route = reverse("webhooks:receive", args=[self.name])
+        return settings.PUBLIC_BASE_URL.rstrip("/") + route
 
 
 def with_field_errors(message: str, items, field_key: str, text_key: str) -> str:

@@ -50,7 +50,7 @@ class ArtificialStudioSimulator(Simulator):
         duration: float = 0.0,
         credits: int = 1000,
         send_webhooks: bool = True,
-        webhook_public_only: bool = False,
+        webhook_public_only: bool = True,
         output_ttl: float = 3600.0,
         **kw,
     ):
@@ -58,7 +58,9 @@ class ArtificialStudioSimulator(Simulator):
         self.duration = duration
         self.credits = credits
         self.send_webhooks = send_webhooks
-        self.webhook_public_only = webhook_public_only  # the real service refuses local URLs
+        # The service's own rule (AS4): "Webhook URLs must use HTTPS. Private or internal URLs
+        # ... are rejected". On by default; off only to deliver to a loopback Easel.
+        self.webhook_public_only = webhook_public_only
         self.output_ttl = output_ttl
         self.jobs: dict[str, dict] = {}
         self.files: dict[str, tuple[bytes, float]] = {}
