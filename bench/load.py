@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,14 +29,10 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.load_users import PASSWORD, Stats, percentile, user_session  # noqa: E402
+from bench.procs import PY, ROOT, free_port  # noqa: E402
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -163,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         }
     )
-    sys.path.insert(0, str(ROOT))
-    from bench.load_users import PASSWORD, Stats, percentile, user_session
 
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 

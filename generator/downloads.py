@@ -13,7 +13,7 @@ import httpx
 from django.conf import settings
 
 from generator.errors import DownloadError
-from generator.net import USER_AGENT, Refused, check_url, pinned, ssl_context
+from generator.net import USER_AGENT, check_url, pinned, ssl_context
 
 __all__ = ["MAX_REDIRECTS", "DownloadError", "Downloaded", "download"]
 
@@ -50,10 +50,7 @@ def download(
         verify=ssl_context(),
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            try:
-                address = check_url(current, allow_private)
-            except Refused as exc:
-                raise DownloadError(exc.message, retryable=exc.retryable) from None
+            address = check_url(current, allow_private)  # a refusal is a DownloadError
             target, host_header, extensions = pinned(current, address)
             try:
                 with client.stream(

@@ -6,8 +6,8 @@ resolves to a loopback, private, link-local, reserved or cloud-metadata address 
 provider itself lives on such an address (as the test simulators do). `pinned()` then connects to
 the address that was checked, not to whatever a second DNS lookup says.
 
-A leaf: imports only the standard library. A refusal is a `Refused` (a ValueError, as the stdlib's
-own `ipaddress` raises); generator.downloads turns it into a DownloadError for the generation.
+A leaf above generator.errors: a refusal is a `Refused`, itself a DownloadError, so it reaches
+the generation as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import socket
 import ssl
 
 import httpx
+
+from generator.errors import DownloadError
 
 USER_AGENT = "Easel/1.0 (+https://github.com/easel)"
 
@@ -32,20 +34,15 @@ def ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-class Refused(ValueError):
-    """A URL that must not be fetched. `retryable`: whether asking again later may help."""
-
-    retryable = False
-
-    @property
-    def message(self) -> str:
-        return str(self)
+class Refused(DownloadError):
+    """A URL that must not be fetched (not retryable: asking again would be refused again)."""
 
 
 class Unresolved(Refused):
     """The host name did not resolve (DNS may be back in a moment)."""
 
-    retryable = True
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
 
 
 def _addresses(host: str) -> list[ipaddress._BaseAddress]:

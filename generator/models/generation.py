@@ -350,30 +350,26 @@ class Generation(models.Model):
         the provider or the provider failed it on its side (`side`, the default); a failure
         of Easel's own after the provider worked, or an unknown outcome, keeps the charge:
         a limit bounds what reaches the provider."""
-        done = self._transition(
-            self.ACTIVE,
-            status=self.Status.FAILED,
-            error=reason[:2000],
-            finished_at=timezone.now(),
-            lease_until=None,
-        )
-        if done:
-            self._settle(reason, refund=not self.reached_provider or side == self.PROVIDER_SIDE)
-        return done
+        return self._end(self.Status.FAILED, reason, refund=side == self.PROVIDER_SIDE)
 
     def cancel(self, reason: str = "Canceled.", *, by_provider: bool = False) -> bool:
         """→ canceled. Refunded if the request never reached the provider, or the provider
         itself canceled the job (`by_provider`); a job the provider already accepted keeps
         its charge (stopping it there is generator.actions.cancel's part)."""
+        return self._end(self.Status.CANCELED, reason, refund=by_provider)
+
+    def _end(self, status: str, reason: str, *, refund: bool) -> bool:
+        """queued/running → a final status other than completed, then the ledger: refunded
+        when `refund` or the request never reached the provider, else the charge is kept."""
         done = self._transition(
             self.ACTIVE,
-            status=self.Status.CANCELED,
-            error=reason,
+            status=status,
+            error=reason[:2000],
             finished_at=timezone.now(),
             lease_until=None,
         )
         if done:
-            self._settle(reason, refund=by_provider or not self.reached_provider)
+            self._settle(reason, refund=refund or not self.reached_provider)
         return done
 
     def set_favorite(self, favorite: bool) -> None:
