@@ -332,6 +332,9 @@ EASEL_API_SYNC_TIMEOUT = env_int("EASEL_API_SYNC_TIMEOUT", 60)  # longest X-Asyn
 # --- end of the API block ---
 EASEL_INPUT_MAX_BYTES = env_int("EASEL_INPUT_MAX_BYTES", 10 * 1024 * 1024)
 EASEL_INPUT_MAX_PIXELS = env_int("EASEL_INPUT_MAX_PIXELS", 25_000_000)
+# How long a presigned URL of an input photo handed to a provider lives (never past the
+# generation's own deadline; S3 storage only).
+EASEL_INPUT_URL_SECONDS = env_int("EASEL_INPUT_URL_SECONDS", 3600)
 # Baseline views for `make bench` (/bench/trivial/); never on in production.
 EASEL_BENCH_VIEWS = env_bool("EASEL_BENCH_VIEWS", False)
 

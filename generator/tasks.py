@@ -32,6 +32,8 @@ from generator.providers.base import Done, Failed, Pending, Provider, ProviderEr
 logger = logging.getLogger(__name__)
 
 MAX_POLL_INTERVAL = 10.0
+# Seconds a worker's lease outlives the longest reply it waits for (a submit's read timeout).
+LEASE_MARGIN = 60
 # A worker keeps the models it read for this long at most, and only while their updated_at is
 # the one the claim returned: an edit in the admin applies to the next generation, an edit
 # that bypassed save() (QuerySet.update) within this many seconds.
@@ -138,8 +140,19 @@ def run_generation(pk: int) -> None:
     except KeyError:
         gen.fail(f"The provider {gen.provider!r} is not available on this server.")
         return
+    problem = provider.photo_problem(gen.model) if gen.input_image else ""
+    if problem:
+        # A provider that would drop the photo never runs a text-only job shown as a redesign.
+        gen.fail(f"{problem} Nothing was sent to the provider.")
+        return
+    seconds = provider.submit_seconds(gen)
+    if seconds + LEASE_MARGIN > _lease():  # a long synchronous call outlives the usual lease
+        gen.renew_lease(int(seconds + LEASE_MARGIN))
     try:
         result = provider.submit(gen)
+    except StorageError as exc:  # Easel could not read its own copy of the photo: not sent
+        gen.fail(exc.message)
+        return
     except OutcomeUnknown as exc:
         _outcome_unknown(gen, provider, exc)
         return

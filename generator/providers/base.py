@@ -149,8 +149,25 @@ class Provider:
 
     def model_errors(self, model) -> list[str]:
         """What is contradictory in an AIModel's options/params for this provider, in words
-        staff can act on (the admin's model form shows them). [] = nothing found."""
+        staff can act on (the admin's model form and `addmodel` show them). [] = nothing found."""
+        problem = self.photo_problem(model) if model.accepts_input_image else ""
+        return ([problem] if problem else []) + self.options_errors(model)
+
+    def options_errors(self, model) -> list[str]:
+        """Provider-specific rules for a model's options and params (subclasses)."""
         return []
+
+    def photo_problem(self, model) -> str:
+        """Why this provider cannot send an input photo for `model` ("" = it can). The admin
+        refuses `input_image` with this message, and a generation with a photo is never sent
+        to a provider that would drop it (it fails with this reason, refunded)."""
+        return f"{self.label} cannot take an input photo: its API has no image input."
+
+    def submit_seconds(self, gen: Generation) -> float:
+        """The longest submit() may wait for the provider's reply; the worker's lease is
+        stretched to cover it, so the reaper never takes a call still in progress for a dead
+        worker."""
+        return settings.EASEL_PROVIDER_TIMEOUT
 
     def check_connection(self) -> str:
         """A short human-readable line; raises ProviderError when the provider is unreachable."""
@@ -168,6 +185,10 @@ class HttpProvider(Provider):
     """
 
     base_url_setting = "base_url"
+    # How long the provider's own SDK waits for the reply to its synchronous image call
+    # (seconds; None = the submit only starts a job and answers at once). A generation image
+    # takes minutes, not the 30 s of EASEL_PROVIDER_TIMEOUT, which stays for polls.
+    sync_read_timeout: float | None = None
 
     def __init__(self, transport: httpx.BaseTransport | None = None):
         self._transport = transport
@@ -204,6 +225,18 @@ class HttpProvider(Provider):
                 verify=ssl_context(),
             )
         return self._client
+
+    def submit_seconds(self, gen: Generation) -> float:
+        """A synchronous call waits the SDK's time, cut to the model's `timeout_seconds`."""
+        if self.sync_read_timeout is None:
+            return super().submit_seconds(gen)
+        return float(min(self.sync_read_timeout, gen.model.timeout_seconds))
+
+    def submit_timeout(self, gen: Generation) -> httpx.Timeout:
+        """The timeout for the submit request: a long read, a short connect."""
+        return httpx.Timeout(
+            self.submit_seconds(gen), connect=min(10.0, settings.EASEL_PROVIDER_TIMEOUT)
+        )
 
     # Statuses (>= 500) after which a POST, which may start billable work, is a definite "not
     # accepted" and may be sent again; any other 5xx to a POST is an unknown outcome. By HTTP's

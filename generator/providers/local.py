@@ -139,6 +139,9 @@ class LocalProvider(Provider):
     offline = True
     supports_cancel = True
 
+    def photo_problem(self, model) -> str:
+        return ""  # restyle() works from the photo itself
+
     def delay(self, gen) -> float:
         return float(gen.model.params.get("delay", settings.EASEL_LOCAL_PROVIDER_DELAY))
 

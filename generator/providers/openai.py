@@ -142,7 +142,7 @@ class OpenAIProvider(OpenAIStyleProvider):
     name = "openai"
     label = "OpenAI"
 
-    def model_errors(self, model) -> list[str]:
+    def options_errors(self, model) -> list[str]:
         """Options and params that contradict OpenAI's rules for the model. dall-e-3 makes one
         image per request, so its options must cap the count at 1 (Easel does not send several
         requests for one generation)."""
