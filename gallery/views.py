@@ -32,7 +32,7 @@ from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
 from generator import actions, counters, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
 from generator.cards import FIELDS as CARD_FIELDS
-from generator.image_urls import attach_image_urls, presigned_download_url, presigned_urls
+from generator.image_urls import attach_image_urls, input_photo_urls, presigned_download_url
 from generator.models import Generation, OutputImage
 from generator.views import get_generation_for_user
 
@@ -304,11 +304,7 @@ def retry(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def input_image_url(gen: Generation) -> str:
-    if not gen.input_image:
-        return ""
-    if settings.STORAGE_BACKEND == "s3":
-        return presigned_urls([gen.input_image.name]).get(gen.input_image.name, "")
-    return reverse("gallery:input_image", args=[gen.public_id])
+    return input_photo_urls([gen])[0].get(gen.pk, "")
 
 
 @login_required

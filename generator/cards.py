@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from generator.counters import ACTIVE_PAGE_MAX_AGE, CARD_KEY, CARD_MAX_AGE, CARD_MIN_AGE
-from generator.image_urls import attach_urls
+from generator.image_urls import attach_urls, input_photo_urls
 from generator.models import Generation, OutputImage
 
 CARD_TEMPLATE = "generator/_card.html"
@@ -48,6 +48,7 @@ FIELDS = (
     "progress",
     "error",
     "favorite",
+    "input_image",
     "created_at",
     "started_at",
     "updated_at",
@@ -130,10 +131,13 @@ def render_cards(
     missing = [gen for gen in gens if keys.get(gen.pk) not in cached]
     fresh_expires = now + CARD_MAX_AGE
     images = _images_of([gen for gen in missing if gen.is_final])
+    photos: dict[int, str] = {}
     if missing:
         until = attach_urls([img for imgs in images.values() for img in imgs])
-        if until is not None:
-            fresh_expires = min(fresh_expires, until)
+        photos, photos_until = input_photo_urls(missing)
+        for limit in (until, photos_until):
+            if limit is not None:
+                fresh_expires = min(fresh_expires, limit)
     template = get_template(CARD_TEMPLATE)
     cards, fresh, expires = [], {}, fresh_expires
     for gen in gens:
@@ -142,7 +146,12 @@ def render_cards(
             html, card_expires = cached[key]
             expires = min(expires, card_expires)
         else:
-            context = {"gen": gen, "images": images.get(gen.pk, []), "filter_query": filter_query}
+            context = {
+                "gen": gen,
+                "images": images.get(gen.pk, []),
+                "input_url": photos.get(gen.pk, ""),
+                "filter_query": filter_query,
+            }
             html = template.render(context)
             if key:
                 fresh[key] = (str(html), fresh_expires)

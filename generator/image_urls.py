@@ -107,3 +107,16 @@ def attach_urls(images: list[OutputImage]) -> float | None:
         img.url = urls.get(img.file.name, ("", 0))[0]
         img.thumb_url = urls.get(img.thumbnail.name, ("", 0))[0] or img.url
     return min((until for _, until in urls.values()), default=None)
+
+
+def input_photo_urls(generations: Iterable[Generation]) -> tuple[dict[int, str], float | None]:
+    """{generation id: URL of the photo it started from} for those with one, and the epoch
+    second until which the URLs may be handed out (None: they do not expire). S3: presigned
+    (cached like the images'); local disk: Easel's owner-checked view."""
+    with_photo = [gen for gen in generations if gen.input_image]
+    if not _uses_presigned_urls():
+        local = {g.pk: reverse("gallery:input_image", args=[g.public_id]) for g in with_photo}
+        return local, None
+    urls = presigned_urls_until(gen.input_image.name for gen in with_photo)
+    found = {gen.pk: urls[gen.input_image.name][0] for gen in with_photo}
+    return found, min((until for _, until in urls.values()), default=None)

@@ -131,13 +131,12 @@ def clean_input_image(upload) -> ContentFile:
             probe = Image.open(io.BytesIO(raw))
             fmt = probe.format
             width, height = probe.size
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        ValueError,
-    ):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputImageError(
+            f"The photo claims more pixels than Easel accepts; the limit is "
+            f"{max_pixels / 1e6:.0f} megapixels."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise InputImageError("That file is not a JPEG, PNG or WebP image.") from None
     if fmt not in ACCEPTED:
         raise InputImageError(f"{fmt or 'That'} images are not accepted; use JPEG, PNG or WebP.")

@@ -3,7 +3,9 @@
 Creates or updates one AIModel so ops can script a deployment; running it twice changes nothing
 the second time. Option values are parsed as JSON when they can be (`max_images=2`,
 `sizes=["512x512"]`, `negative_prompt=true`) and kept as text otherwise. `--param` does the same
-for the provider-specific params (e.g. `--param async=false`).
+for the provider-specific params (e.g. `--param async=false`). `--template "a {theme} {room}"`
+sets the prompt template and each `--choice NAME=A,B,C` (or a JSON list) the select box of one
+{name}, as in the admin (RoomFix-style models).
 """
 
 from __future__ import annotations
@@ -44,9 +46,26 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
         parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+        parser.add_argument("--template", default=None, help='e.g. "a {theme} {room}"')
+        parser.add_argument(
+            "--choice", action="append", default=[], metavar="NAME=A,B,C", help="a {name}'s values"
+        )
         parser.add_argument("--disabled", action="store_true", help="Create it switched off.")
 
-    def handle(self, *args, slug, provider, remote_id, name, option, param, disabled, **kw):
+    def handle(
+        self,
+        *args,
+        slug,
+        provider,
+        remote_id,
+        name,
+        option,
+        param,
+        template,
+        choice,
+        disabled,
+        **kw,
+    ):
         if slugify(slug) != slug:
             raise CommandError(f"{slug!r} is not a valid slug (lowercase letters, digits, -).")
         names = provider_names()
@@ -54,6 +73,10 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown provider {provider!r}. Known: {', '.join(names)}.")
         options = parse_pairs(option, "--option")
         params = parse_pairs(param, "--param")
+        choices = {
+            key: value if isinstance(value, list) else [v.strip() for v in str(value).split(",")]
+            for key, value in parse_pairs(choice, "--choice").items()
+        }
         with transaction.atomic():
             model = AIModel.objects.select_for_update().filter(slug=slug).first()
             created = model is None
@@ -65,6 +88,8 @@ class Command(BaseCommand):
                 model.name,
                 dict(model.options or {}),
                 dict(model.params or {}),
+                model.prompt_template,
+                dict(model.template_choices or {}),
             )
             model.provider = provider
             model.remote_id = remote_id
@@ -72,7 +97,18 @@ class Command(BaseCommand):
                 model.name = name
             model.options = {**(model.options or {}), **options}
             model.params = {**(model.params or {}), **params}
-            after = (model.provider, model.remote_id, model.name, model.options, model.params)
+            if template is not None:
+                model.prompt_template = template
+            model.template_choices = {**(model.template_choices or {}), **choices}
+            after = (
+                model.provider,
+                model.remote_id,
+                model.name,
+                model.options,
+                model.params,
+                model.prompt_template,
+                model.template_choices,
+            )
             if created or before != after:
                 errors = [m for ms in model_json_errors(model).values() for m in ms]
                 errors += get_provider(provider).model_errors(model)
