@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import mimetypes
+import re
+import secrets
+import time
 from typing import TypedDict
 
 from django.conf import settings
@@ -248,6 +251,8 @@ def detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "variants": variants,
         "filter_query": _filter_query(request),
         "input_url": input_image_url(gen),
+        # One Re-run per page view: a double-click (or five) makes one variant.
+        "rerun_token": secrets.token_urlsafe(16),
         **_neighbours(request, gen),
     }
     return render(request, "gallery/detail.html", context)
@@ -277,8 +282,12 @@ def star(request: HttpRequest, public_id: str) -> HttpResponse:
 
 def _rerun(request: HttpRequest, public_id: str, *, new_seed: bool) -> HttpResponse:
     gen = get_generation_for_user(request, public_id)
+    token = request.POST.get("token", "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", token):
+        # No page token (a hand-made POST): clicks within the same 10 s count as one.
+        token = f"t{int(time.time() // 10)}"
     try:
-        new = actions.rerun(gen, new_seed=new_seed)
+        new, _ = actions.rerun(gen, new_seed=new_seed, token=token)
     except actions.RerunRefused as exc:
         messages.error(request, str(exc))
         return redirect(reverse("gallery:detail", args=[gen.public_id]))

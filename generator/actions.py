@@ -9,6 +9,7 @@ pages, the staff console and the commands alike (saleor's "actions" shape).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 
@@ -19,6 +20,8 @@ from django.utils import timezone
 
 from generator import limits
 from generator.models import AIModel, Generation, UsageEntry
+from generator.models.validation import settings_errors
+from generator.storage import delete_files
 from generator.tasks import cancel_at_provider, enqueue
 
 logger = logging.getLogger(__name__)
@@ -80,6 +83,9 @@ def submit(
             return existing, False
         raise
     except IntegrityError:
+        if gen.input_image:
+            # The other click's row won the race and holds its own copy: this one's goes.
+            delete_files([gen.input_image.name])
         existing = _existing(user, key)
         if existing:
             return existing, False
@@ -97,10 +103,16 @@ class RerunRefused(Exception):
     """A re-run that cannot be made (the model was disabled); the message is for the user."""
 
 
-def rerun(gen: Generation, *, new_seed: bool, by_staff: bool = False) -> Generation:
+def rerun(
+    gen: Generation, *, new_seed: bool, by_staff: bool = False, token: str = ""
+) -> tuple[Generation, bool]:
     """A new queued generation with `gen`'s settings and `parent=gen`, charged like any other.
+    Returns (generation, created).
 
-    Re-run (`new_seed=True`) makes a variant; Retry (`new_seed=False`) repeats it exactly.
+    Re-run (`new_seed=True`) makes a variant; Retry (`new_seed=False`) repeats a failed or
+    canceled one exactly. Both are idempotent: a Retry is made once per generation, a Re-run
+    once per `token` (the page's form carries one), so five clicks make one generation. Both
+    are checked against the model's options as they are today, like the prompt form.
     Staff (`by_staff`) retry past the user's limits and a disabled model: they decided to.
     The input image is copied before the row is saved and sent, so the worker always sees
     the photo and deleting one generation never breaks the other.
@@ -108,6 +120,29 @@ def rerun(gen: Generation, *, new_seed: bool, by_staff: bool = False) -> Generat
     model = gen.model
     if not model.enabled and not by_staff:
         raise RerunRefused(f"{model.name} is not available any more.")
+    if not new_seed and gen.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
+        raise RerunRefused(
+            "Only a failed or canceled generation can be retried; use Re-run for a variant."
+        )
+    problems = settings_errors(
+        model,
+        prompt=gen.prompt,
+        options=gen.options or {},
+        num_images=gen.num_images,
+        negative_prompt=gen.negative_prompt,
+        seed_given=False,
+        has_photo=bool(gen.input_image),
+    )
+    if problems:
+        raise RerunRefused(
+            f"{model.name} has changed since this was made: {' '.join(problems.values())} "
+            "Use Reuse settings to pick new ones."
+        )
+    kind = "rerun" if new_seed else "retry"
+    key = f"{kind}-{hashlib.sha256(f'{gen.public_id}:{token}'.encode()).hexdigest()[:40]}"
+    existing = _existing(gen.user, key)
+    if existing:
+        return existing, False
     data = {
         "model": model,
         "prompt": gen.prompt,
@@ -115,14 +150,14 @@ def rerun(gen: Generation, *, new_seed: bool, by_staff: bool = False) -> Generat
         "options": dict(gen.options or {}),
         "seed": None if new_seed else gen.seed,
         "num_images": gen.num_images,
+        "idempotency_key": key if (token or not new_seed) else "",
     }
     if gen.input_image:
         with gen.input_image.open("rb") as handle:
             data["input_image"] = ContentFile(
                 handle.read(), name=gen.input_image.name.rsplit("/", 1)[-1]
             )
-    new, _ = submit(gen.user, data, parent=gen, enforce_limits=not by_staff)
-    return new
+    return submit(gen.user, data, parent=gen, enforce_limits=not by_staff)
 
 
 def cancel(gen: Generation, reason: str) -> bool:

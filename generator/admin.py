@@ -186,15 +186,22 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected generations (a new attempt, counted again)")
     def retry_selected(self, request, queryset):
-        made = [
-            actions.rerun(gen, new_seed=False, by_staff=True)
-            for gen in queryset.select_related("model", "user")
-        ]
-        self.message_user(
-            request,
-            f"Retried {len(made)} generation(s): " + ", ".join(g.public_id for g in made),
-            messages.SUCCESS,
-        )
+        made, refused = [], []
+        for gen in queryset.select_related("model", "user"):
+            try:
+                made.append(actions.rerun(gen, new_seed=False, by_staff=True)[0])
+            except actions.RerunRefused as exc:
+                refused.append(f"{gen.public_id}: {exc}")
+        if made:
+            self.message_user(
+                request,
+                f"Retried {len(made)} generation(s): " + ", ".join(g.public_id for g in made),
+                messages.SUCCESS,
+            )
+        if refused:
+            self.message_user(
+                request, f"Not retried ({len(refused)}): " + "; ".join(refused), messages.WARNING
+            )
 
     @admin.action(description="Cancel selected generations (queued or running)")
     def cancel_selected(self, request, queryset):

@@ -9,19 +9,9 @@ from django import forms
 from generator import providers
 from generator.imaging import InputImageError, clean_input_image
 from generator.models import AIModel
+from generator.models.validation import fill_template, settings_errors, template_names
 
 SEED_MAX = 2**32 - 1
-PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,30})\}")
-
-
-def template_names(template: str) -> list[str]:
-    """The {name}s of a prompt template, in order, once each."""
-    return list(dict.fromkeys(PLACEHOLDER.findall(template or "")))
-
-
-def fill_template(template: str, values: dict[str, str]) -> str:
-    # A plain substitution, not str.format: staff text never reaches a format engine.
-    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 class ModelField(forms.ModelChoiceField):
@@ -142,49 +132,37 @@ class GenerationForm(forms.Form):
                 data["template_values"] = values
         elif not prompt:
             self.add_error("prompt", "Write a prompt first.")
-        if prompt and len(prompt) > model.prompt_max_length:
-            self.add_error(
-                "prompt",
-                f"The prompt is {len(prompt)} characters; {model.name} takes at most "
-                f"{model.prompt_max_length}.",
-            )
         options: dict = {}
-        size = data.get("size") or model.defaults.get("size", "")
         if model.sizes:
-            if not size:
-                size = model.sizes[0]
-            if size not in model.sizes:
-                self.add_error("size", f"{model.name} does not offer size {size}.")
-            options["size"] = size
+            options["size"] = data.get("size") or model.defaults.get("size") or model.sizes[0]
         elif data.get("size"):
-            self.add_error("size", f"{model.name} does not take a size.")
-        ratio = data.get("aspect_ratio") or model.defaults.get("aspect_ratio", "")
+            options["size"] = data["size"]
         if model.aspect_ratios:
-            if not ratio:
-                ratio = model.aspect_ratios[0]
-            if ratio not in model.aspect_ratios:
-                self.add_error("aspect_ratio", f"{model.name} does not offer aspect ratio {ratio}.")
-            options["aspect_ratio"] = ratio
+            options["aspect_ratio"] = (
+                data.get("aspect_ratio")
+                or model.defaults.get("aspect_ratio")
+                or model.aspect_ratios[0]
+            )
         elif data.get("aspect_ratio"):
-            self.add_error("aspect_ratio", f"{model.name} does not take an aspect ratio.")
-        num = data.get("num_images") or 1
-        if num > model.max_images:
-            self.add_error("num_images", f"{model.name} makes at most {model.max_images} images.")
-        if data.get("negative_prompt") and not model.supports_negative_prompt:
-            self.add_error("negative_prompt", f"{model.name} does not take a negative prompt.")
-        if data.get("seed") is not None and not model.supports_seed:
-            self.add_error("seed", f"{model.name} does not take a seed.")
+            options["aspect_ratio"] = data["aspect_ratio"]
         upload = data.get("input_image")
-        if model.accepts_input_image:
-            if upload:
-                try:
-                    data["input_image"] = clean_input_image(upload)
-                except InputImageError as exc:
-                    self.add_error("input_image", str(exc))
-            else:
-                self.add_error("input_image", f"{model.name} needs a photo to work from.")
-        elif upload:
-            self.add_error("input_image", f"{model.name} does not take an input image.")
+        problems = settings_errors(
+            model,
+            prompt=prompt,
+            options=options,
+            num_images=data.get("num_images") or 1,
+            negative_prompt=data.get("negative_prompt") or "",
+            seed_given=data.get("seed") is not None,
+            has_photo=bool(upload),
+            check_template=False,  # checked above, field by field, before the prompt was built
+        )
+        for field, message in problems.items():
+            self.add_error(field if field in self.fields else None, message)
+        if upload and "input_image" not in problems:
+            try:
+                data["input_image"] = clean_input_image(upload)
+            except InputImageError as exc:
+                self.add_error("input_image", str(exc))
         if data.get("template_values"):
             options["template"] = data["template_values"]
         data["options"] = options

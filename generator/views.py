@@ -15,8 +15,9 @@ from generator import actions, limits, providers
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
 from generator.counters import PROVIDER_REMAINING_KEY, PROVIDER_REMAINING_TTL
-from generator.forms import GenerationForm, fill_template, template_names
+from generator.forms import GenerationForm
 from generator.models import AIModel, Generation
+from generator.models.validation import fill_template, template_names
 
 RECENT = 8
 

@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
+from generator import actions
 from generator.models import AIModel, Generation
 from tests.photo_flow import assert_is_stored_copy, room_jpeg, submit_room_photo
 from tests.test_downloads import bomb_png
@@ -131,3 +132,36 @@ def test_addmodel_takes_the_template_and_its_choices(db):
         "room": ["Living Room", "Office"],
     }
     assert model.accepts_input_image
+
+
+def test_a_double_clicked_upload_keeps_one_photo(
+    room, owner_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Two posts of one form (same idempotency key) racing: the second passes the look-up
+    before the first commits, so its save meets the unique key. One generation, one photo."""
+    real = actions._existing
+    calls = []
+
+    def racing(user, key):  # the first look-up runs before the other click has committed
+        calls.append(key)
+        return None if len(calls) == 2 else real(user, key)
+
+    form = {
+        "model": room.slug,
+        "tpl_theme": "Modern",
+        "tpl_room": "Office",
+        "num_images": 1,
+        "idempotency_key": "click-0123456789",
+    }
+    with django_capture_on_commit_callbacks(execute=False):
+        first = owner_client.post("/", {**form, "input_image": upload()})
+        monkeypatch.setattr(actions, "_existing", racing)
+        calls.append("first")
+        second = owner_client.post("/", {**form, "input_image": upload()})
+    assert first.status_code == second.status_code == 302
+    gen = Generation.objects.get()
+    assert default_storage.listdir("inputs")[1] == [gen.input_image.name.split("/")[-1]]
+
+
+def upload():
+    return SimpleUploadedFile("room.jpg", room_jpeg(), "image/jpeg")

@@ -170,11 +170,14 @@ def test_staff_retry_sends_the_row_with_its_photo(staff_client, owner, local_mod
 
     from tests.simulators.base import png_bytes
 
+    local_model.options = {**local_model.options, "input_image": True}  # a photo model
+    local_model.save()
     failed = Generation.objects.create(
         user=owner,
         model=local_model,
         provider="local",
         prompt="a room",
+        options={"size": "512x512"},
         status=Generation.Status.FAILED,
         error="boom",
     )
