@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import files, views
 
 app_name = "gallery"
 urlpatterns = [
@@ -10,11 +10,11 @@ urlpatterns = [
     path("<public_id:public_id>/star/", views.star, name="star"),
     path("<public_id:public_id>/rerun/", views.rerun, name="rerun"),
     path("<public_id:public_id>/retry/", views.retry, name="retry"),
-    path("<public_id:public_id>/input/", views.input_image, name="input_image"),
-    path("<public_id:public_id>/download/<int:index>/", views.download, name="download"),
+    path("<public_id:public_id>/input/", files.input_image, name="input_image"),
+    path("<public_id:public_id>/download/<int:index>/", files.download, name="download"),
     path(
         "<public_id:public_id>/images/<int:index>/<str:kind>/",
-        views.image_file,
+        files.image_file,
         name="image_file",
     ),
 ]
