@@ -325,6 +325,9 @@ EASEL_LEASE_SECONDS = env_int("EASEL_LEASE_SECONDS", 120)
 EASEL_REQUEUE_AFTER_SECONDS = env_int("EASEL_REQUEUE_AFTER_SECONDS", 60)
 EASEL_PROVIDER_TIMEOUT = float(env("EASEL_PROVIDER_TIMEOUT", "30"))
 EASEL_MAX_TRANSIENT_RETRIES = env_int("EASEL_MAX_TRANSIENT_RETRIES", 5)
+# The fair queue: how many of one user's generations may be in the task queue or running at
+# once; the rest wait in Easel and go in as theirs end (0 = no cap: plain FIFO).
+EASEL_USER_CONCURRENCY = env_int("EASEL_USER_CONCURRENCY", 4)
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off

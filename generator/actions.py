@@ -22,7 +22,7 @@ from generator import limits
 from generator.models import AIModel, Generation, UsageEntry
 from generator.models.validation import settings_errors
 from generator.storage import delete_files
-from generator.tasks import cancel_at_provider, enqueue
+from generator.tasks import cancel_at_provider, enqueue, has_room, release
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,14 @@ def submit(
             # Where a limit applies this locks the user's row, so concurrent submissions are
             # checked and charged one by one.
             limits.lock_and_check(user, model, gen.num_images, enforce=enforce_limits)
+            sent = has_room(user.pk)
+            if not sent:  # the fair queue: it waits in Easel until one of theirs ends
+                gen.dispatched_at, gen.dispatches = None, 0
             # A repeated key (a double-click) fails the unique constraint: no look-up first.
             gen.save()
             UsageEntry.objects.charge(gen)
-            enqueue(gen, stamped=True)
+            if sent:
+                enqueue(gen, stamped=True)
     except limits.LimitExceeded:
         # The first click may have used the last image: the second still gets its generation.
         existing = _existing(user, key)
@@ -167,6 +171,7 @@ def cancel(gen: Generation, reason: str) -> bool:
     if not gen.cancel(reason):
         return False
     cancel_at_provider(gen)
+    release(gen.user_id)
     return True
 
 

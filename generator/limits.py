@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -197,7 +196,7 @@ def lock_and_check(user, model: AIModel, num_images: int, *, enforce: bool = Tru
     user_limits = limits_for(user, model)
     if user_limits.unlimited:
         return  # nothing to count, so nothing to serialise: no lock, no ledger sums
-    get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+    Generation.lock_owner(user.pk)
     if not enforce:
         return
     a = allowance(user, model, limits=user_limits)

@@ -20,7 +20,6 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from generator.errors import GenerationError, OutcomeUnknown, StorageError
@@ -105,6 +104,43 @@ def _send(gen: Generation, countdown: float | None, stamped: bool) -> bool:
     return True
 
 
+def has_room(user_id: int) -> bool:
+    """Whether another of the user's generations may go to the task queue now: fewer than
+    EASEL_USER_CONCURRENCY of theirs are in flight (0 = no cap). One indexed COUNT and no
+    lock, so a submission without limits still locks nothing: two of one user's submissions
+    at the same instant may both pass for the last place (the cap is exceeded by at most the
+    requests in progress at once), while release() is exact (it locks the user's row)."""
+    cap = settings.EASEL_USER_CONCURRENCY
+    return not cap or Generation.objects.in_flight(user_id).count() < cap
+
+
+def release(user_id: int) -> int:
+    """The fair queue: send the user's waiting generations (highest priority, then oldest
+    first) to the task queue while fewer than the cap are in flight. Called whenever one of
+    their generations ends, and by the reaper. One user's hundred submissions so hold at most
+    EASEL_USER_CONCURRENCY places in the task queue, and another user's generation waits
+    behind those only. Returns how many were sent."""
+    cap = settings.EASEL_USER_CONCURRENCY
+    with transaction.atomic():
+        Generation.lock_owner(user_id)
+        room = cap - Generation.objects.in_flight(user_id).count() if cap else 500
+        if room <= 0:
+            return 0
+        rows = list(
+            Generation.objects.waiting(user_id).order_by("-priority", "created_at", "id")[:room]
+        )
+        sent = Generation.mark_dispatched(rows)
+        for gen in sent:
+            enqueue(gen, stamped=True)
+    return len(sent)
+
+
+def _released(gen: Generation) -> None:
+    """After a task: a generation that ended frees a place for the user's next one."""
+    if gen.status in Generation.FINAL:
+        release(gen.user_id)
+
+
 def check_soon(gen: Generation) -> None:
     """Ask the provider about a running generation now (a webhook said its job moved), after
     the caller's transaction commits."""
@@ -134,6 +170,13 @@ def run_generation(pk: int) -> None:
     gen = Generation.claim(pk, _lease())
     if gen is None:
         return  # already claimed, finished or canceled
+    try:
+        _run(gen)
+    finally:
+        _released(gen)
+
+
+def _run(gen: Generation) -> None:
     _attach_model(gen, gen.model_version)
     try:
         provider = get_provider(gen.provider)
@@ -243,6 +286,13 @@ def check_generation(pk: int, step: int = 0) -> None:
     gen = Generation.for_worker(pk)
     if gen is None or gen.status != Generation.Status.RUNNING:
         return
+    try:
+        _check(gen, step)
+    finally:
+        _released(gen)
+
+
+def _check(gen: Generation, step: int) -> None:
     _attach_model(gen, gen.model_version)
     provider = get_provider(gen.provider)
     if timezone.now() > (gen.deadline_at or _deadline(gen)):
@@ -285,11 +335,14 @@ def reap_generations() -> dict[str, int]:
     stale = now - timedelta(seconds=settings.EASEL_REQUEUE_AFTER_SECONDS)
     counts = {"redispatched": 0, "rechecked": 0, "requeued": 0, "failed": 0}
 
-    lost = Generation.objects.filter(status=Generation.Status.QUEUED).filter(
-        Q(dispatched_at__lt=stale) | Q(dispatched_at__isnull=True, created_at__lt=stale)
-    )
+    # Sent to the task queue but never started (a lost message): sent again. Waiting in the
+    # fair queue (never sent): released, within each user's cap.
+    lost = Generation.objects.filter(status=Generation.Status.QUEUED, dispatched_at__lt=stale)
     for gen in lost.order_by("created_at")[:500]:
         counts["redispatched"] += enqueue(gen)
+    waiting_users = Generation.objects.waiting().values_list("user_id", flat=True).distinct()
+    for user_id in list(waiting_users.order_by()[:500]):
+        counts["redispatched"] += release(user_id)
 
     expired = Generation.objects.filter(status=Generation.Status.RUNNING, lease_until__lt=now)
     for gen in expired.select_related("model", "user").order_by("lease_until")[:500]:

@@ -4,6 +4,7 @@ gets the admin login page instead of the console."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from generator.models import Generation, UsageEntry
 from tests.conftest import make_user, shot
@@ -40,7 +41,10 @@ def test_staff_retry_cancel_and_failures_view(
         error="Limit reached at the provider.",
         options={"size": "256x256"},
     )
-    queued = make_generation(user, status=Generation.Status.QUEUED, prompt="a calm lake")
+    # In the task queue already (dispatched), so the fair queue does not start it meanwhile.
+    queued = make_generation(
+        user, status=Generation.Status.QUEUED, prompt="a calm lake", dispatched_at=timezone.now()
+    )
     base = live_server.url
 
     admin_login(page, base, staff.email)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from generator import counters
 from generator.models.catalogue import AIModel
+from generator.models.generation_queries import ACTIVE, FINAL, GenerationQuerySet, Status
 from generator.models.images import OutputImage
 from generator.models.usage import UsageEntry
 
@@ -28,73 +29,12 @@ def new_generation_id() -> str:
     return secrets.token_urlsafe(9)
 
 
-class GenerationQuerySet(models.QuerySet):
-    def for_user(self, user):
-        return self.filter(user=user)
-
-    def with_status(self, status: str | None):
-        return self.filter(status=status) if status else self
-
-    def for_model(self, model):
-        return self.filter(model=model) if model else self
-
-    def active(self):
-        return self.filter(status__in=Generation.ACTIVE)
-
-    def newest_first(self):
-        return self.order_by("-created_at", "-id")
-
-    def after_cursor(self, created_at, pk: int):
-        """Keyset pagination: rows strictly after (created_at, pk) in newest-first order."""
-        # The redundant `created_at <=` bound lets PostgreSQL start the index scan at the
-        # cursor instead of filtering every newer row (43 ms -> 0.2 ms, 90,000 rows in).
-        return self.filter(created_at__lte=created_at).filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
-        )
-
-    def oldest_first(self):
-        return self.order_by("created_at", "id")
-
-    def before_cursor(self, created_at, pk: int):
-        """Keyset pagination: rows strictly after (created_at, pk) in oldest-first order."""
-        return self.filter(created_at__gte=created_at).filter(
-            Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)
-        )
-
-    def search(self, text: str | None):
-        return self.filter(prompt__icontains=text) if text else self
-
-    def created_between(self, start=None, end=None):
-        """`start`/`end` are aware datetimes; `end` is exclusive."""
-        qs = self
-        if start is not None:
-            qs = qs.filter(created_at__gte=start)
-        if end is not None:
-            qs = qs.filter(created_at__lt=end)
-        return qs
-
-    def starred(self, only: bool = True):
-        return self.filter(favorite=True) if only else self
-
-    def status_counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in Generation.Status.values}
-        for row in self.order_by().values("status").annotate(n=models.Count("id")):
-            counts[row["status"]] = row["n"]
-        return counts
-
-
 class Generation(models.Model):
     """One submission: a prompt and options sent to one model, and its outcome."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        CANCELED = "canceled", "Canceled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
-    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+    Status = Status
+    ACTIVE = ACTIVE
+    FINAL = FINAL
 
     public_id = models.CharField(max_length=16, unique=True, default=new_generation_id)
     user = models.ForeignKey(
@@ -290,6 +230,28 @@ class Generation(models.Model):
         Generation.objects.filter(pk=self.pk).update(
             dispatched_at=self.dispatched_at, dispatches=F("dispatches") + 1
         )
+
+    @staticmethod
+    def lock_owner(user_id: int) -> None:
+        """Serialise one user's submissions, limit checks and fair-queue releases: their row is
+        locked until the transaction ends."""
+        get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk").first()
+
+    @classmethod
+    def mark_dispatched(cls, rows: list[Generation]) -> list[Generation]:
+        """Waiting rows about to be sent to the task queue: stamped as dispatched, each only
+        once (a row another release took already is left out). Returns the rows stamped."""
+        now = timezone.now()
+        taken = set(
+            cls.objects.filter(pk__in=[g.pk for g in rows], dispatched_at__isnull=True)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        cls.objects.filter(pk__in=taken).update(dispatched_at=now, dispatches=F("dispatches") + 1)
+        stamped = [g for g in rows if g.pk in taken]
+        for gen in stamped:
+            gen.dispatched_at, gen.dispatches = now, gen.dispatches + 1
+        return stamped
 
     def undo_dispatch(self) -> None:
         """A send stamped in advance (see actions.submit) failed: the reaper sends it later."""
