@@ -59,6 +59,10 @@ class ArtificialStudioProvider(HttpProvider):
     # {"message", "errors": [{"field", "message"}]} (strict validation lists every field).
     message_keys = ("message", *HttpProvider.message_keys)
     field_errors = ("errors", "field", "message")
+    # The errors page says what to do per 5xx: 500 and 502 "Retry after a few seconds", 503
+    # "Service is temporarily down, retry later" (docs.artificialstudio.ai/api/errors). Any
+    # other 5xx to POST /api/run (504 …) may come after the job started: never re-sent.
+    post_retry_statuses = frozenset({500, 502, 503})
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": self.api_key}
