@@ -43,7 +43,7 @@ EDIT_MODELS = {
     "qwen-image-2-edit": (1, {"model", "prompt", "image_urls"}),
     "seedream-4.5-edit": (10, {"model", "prompt", "image_urls", "image_size"}),
     "nano-banana-2-edit": (5, {"model", "prompt", "image_urls", "aspect_ratio"}),
-    "nano-banana-pro-edit": (10, {"model", "prompt", "image_urls"}),
+    "nano-banana-pro-edit": (10, {"model", "prompt", "image_urls"}),  # no limit given: [inferred]
 }
 ASPECT_RATIOS = {"auto", "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9"}
 # The n8n node's File → Upload: "Images, videos, audio and 3D models are supported" [inferred:
