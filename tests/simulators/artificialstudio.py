@@ -1,31 +1,54 @@
 """Test equipment: a simulator of the Artificial Studio API (PROTOCOLS.md §5).
 
 Raw key in `Authorization` (a "Bearer …" value is refused with 401); `POST /api/run` with strict
-validation (unknown fields → 400 with `errors[]`), 402 when credits run out; jobs walk
-`processing → uploading → success|error` by elapsed time (a prompt containing "fail" ends in
-`error`); `GET /api/generations/{id}` and the offset-paginated list; `GET /api/account`; the
-legacy `POST /api/generate` answering `_id`; output URLs that expire; and the unsigned success
-webhook (`X-Webhook-Source`, `X-Media-Id`) POSTed from a background thread to the URL given,
-switchable, with the HTTPS/public-URL check of the real service switchable too.
+validation (unknown fields → 400 with `errors[]`; "The request body is validated strictly —
+unknown fields will be rejected with a 400 error", artificialstudio.mintlify.app/api/run), 402
+when credits run out; jobs walk `processing → uploading → success|error` by elapsed time (a
+prompt containing "fail" ends in `error`); `GET /api/generations/{id}` and the offset-paginated
+list; `GET /api/account`; the legacy `POST /api/generate` answering `_id`; output URLs that
+expire; and the unsigned success webhook (`X-Webhook-Source`, `X-Media-Id`) POSTed from a
+background thread to the URL given, switchable, with the HTTPS/public-URL check of the real
+service ON by default.
+
+Tools: `create-image` (text only) and `edit-image`, whose models take `input.image_urls:
+string[]` (docs.artificialstudio.ai/image/qwen-image-2-edit: one URL; /image/seedream-4-5-edit:
+1 to 10, plus image_size; /image/nano-banana-2-edit: 1 to 5, plus aspect_ratio;
+/image/nano-banana-pro-edit). The files API `POST /api/files?transient=true|false` takes raw
+bytes with `Content-Type` and `X-Filename` and answers `{id, url, mimetype, size, originalName}`
+(github Artificial-Studio/n8n-nodes-artificialstudio `GenericFunctions.ts` uploadBinary, the
+`UploadedFile` shape); the url is public ("returns the public URL to put in an input"). Every
+upload and every image a job was given is recorded (`uploads`, job `_images`).
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import secrets
 import threading
 import time
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
+from PIL import Image
 
 from .base import Request, Response, Simulator, png_bytes
 
 RUN_FIELDS = {"tool", "input", "webhook"}
-INPUT_FIELDS = {"model", "prompt", "image_size", "num_inference_steps", "seed", "image"}
-TOOLS = {"create-image"}
+CREATE_FIELDS = {"model", "prompt", "image_size", "num_inference_steps", "seed"}
 MODELS = {"flux-schnell", "flux-dev", "playground-v2"}
+# edit-image models: (most image URLs, input fields), from each model's docs page.
+EDIT_MODELS = {
+    "qwen-image-2-edit": (1, {"model", "prompt", "image_urls"}),
+    "seedream-4.5-edit": (10, {"model", "prompt", "image_urls", "image_size"}),
+    "nano-banana-2-edit": (5, {"model", "prompt", "image_urls", "aspect_ratio"}),
+    "nano-banana-pro-edit": (10, {"model", "prompt", "image_urls"}),  # no limit given: [inferred]
+}
+ASPECT_RATIOS = {"auto", "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9"}
+# The n8n node's File → Upload: "Images, videos, audio and 3D models are supported" [inferred:
+# other types refused].
+UPLOAD_TYPES = ("image/", "video/", "audio/", "model/")
 IMAGE_SIZES = {
     "square",
     "square_hd",
@@ -64,6 +87,7 @@ class ArtificialStudioSimulator(Simulator):
         self.output_ttl = output_ttl
         self.jobs: dict[str, dict] = {}
         self.files: dict[str, tuple[bytes, float]] = {}
+        self.uploads: dict[str, dict] = {}
         self.deliveries: list[dict] = []
         self.submissions = 0
         super().__init__(**kw)
@@ -74,18 +98,18 @@ class ArtificialStudioSimulator(Simulator):
             ("POST", r"/api/generate", self.legacy_generate),
             ("GET", r"/api/generations", self.list),
             ("GET", r"/api/generations/(?P<id>[0-9a-f]+)", self.get),
-            (
-                "GET",
-                r"/api/account",
-                lambda r: Response(
-                    200, {"email": "sim@example.com", "plan": "pro", "credits": self.credits}
-                ),
-            ),
+            ("GET", r"/api/account", self.account),
             ("GET", r"/files/(?P<token>[A-Za-z0-9_-]+)\.png", self.file),
+            ("POST", r"/api/files", self.upload),
+            ("GET", r"/uploads/(?P<id>[0-9a-f]+)/[^/]+", self.uploaded),
         ]
 
+    def account(self, request: Request) -> Response:
+        return Response(200, {"email": "sim@example.com", "plan": "pro", "credits": self.credits})
+
     def authorized(self, request: Request) -> bool:
-        return request.path.startswith("/files/") or request.header("authorization") == self.api_key
+        public = request.path.startswith(("/files/", "/uploads/"))
+        return public or request.header("authorization") == self.api_key
 
     def unauthorized(self, request: Request) -> Response:
         if not request.header("authorization"):
@@ -121,6 +145,23 @@ class ArtificialStudioSimulator(Simulator):
                 return "Webhook URL must be public"
         return None
 
+    def _schema(self, tool: str, model: str | None):
+        """(model, input fields, most image URLs or 0) or a 404 Response."""
+        if tool == "create-image":
+            model = model or "flux-schnell"
+            if model not in MODELS:
+                return Response(404, {"message": f"Model '{model}' not found"})
+            return model, CREATE_FIELDS, 0
+        if tool == "edit-image":
+            # "input.model: Defaults to the tool's primary model" (AS2); which one is primary
+            # is not documented [inferred: the first listed].
+            model = model or next(iter(EDIT_MODELS))
+            if model not in EDIT_MODELS:
+                return Response(404, {"message": f"Model '{model}' not found"})
+            most, fields = EDIT_MODELS[model]
+            return model, fields, most
+        return Response(404, {"message": f"Tool '{tool}' not found"})
+
     def run(self, request: Request) -> Response:
         body = request.json
         if not isinstance(body, dict):
@@ -129,44 +170,89 @@ class ArtificialStudioSimulator(Simulator):
             (f, f"Unrecognized key '{f}'", "unrecognized_keys")
             for f in sorted(set(body) - RUN_FIELDS)
         ]
-        if "tool" not in body:
+        if not isinstance(body.get("tool"), str):
             errors.append(("tool", "Required", "invalid_type"))
         inputs = body.get("input")
         if not isinstance(inputs, dict):
             errors.append(("input", "Required", "invalid_type"))
-        else:
-            errors += [
-                (f"input.{f}", f"Unrecognized key '{f}'", "unrecognized_keys")
-                for f in sorted(set(inputs) - INPUT_FIELDS)
-            ]
-            if not isinstance(inputs.get("prompt"), str) or not inputs["prompt"].strip():
-                errors.append(("input.prompt", "Required", "invalid_type"))
-            if "image_size" in inputs and inputs["image_size"] not in IMAGE_SIZES:
-                errors.append(("input.image_size", "Invalid enum value", "invalid_enum_value"))
         refused = self._webhook_refused(body.get("webhook"))
         if refused:
             errors.append(("webhook", refused, "invalid_string"))
         if errors:
             return self.invalid(errors)
-        if body["tool"] not in TOOLS:
-            return Response(404, {"message": f"Tool '{body['tool']}' not found"})
-        model = inputs.get("model", "flux-schnell")
-        if model not in MODELS:
-            return Response(404, {"message": f"Model '{model}' not found"})
+        schema = self._schema(body["tool"], inputs.get("model"))
+        if isinstance(schema, Response):
+            return schema
+        model, fields, most = schema
+        errors = [
+            (f"input.{f}", f"Unrecognized key '{f}'", "unrecognized_keys")
+            for f in sorted(set(inputs) - fields)
+        ]
+        if not isinstance(inputs.get("prompt"), str) or not inputs["prompt"].strip():
+            errors.append(("input.prompt", "Required", "invalid_type"))
+        if "image_size" in fields and inputs.get("image_size", "square") not in IMAGE_SIZES:
+            errors.append(("input.image_size", "Invalid enum value", "invalid_enum_value"))
+        if "aspect_ratio" in fields and inputs.get("aspect_ratio", "auto") not in ASPECT_RATIOS:
+            errors.append(("input.aspect_ratio", "Invalid enum value", "invalid_enum_value"))
+        urls = inputs.get("image_urls")
+        if most and (
+            not isinstance(urls, list)
+            or not 1 <= len(urls) <= most
+            or not all(isinstance(u, str) and urlsplit(u).scheme in ("http", "https") for u in urls)
+        ):
+            errors.append(("input.image_urls", f"Expected 1 to {most} image URLs", "invalid_type"))
+        if errors:
+            return self.invalid(errors)
         job = self._create(
             inputs, body.get("webhook"), tool=body["tool"], model=model, legacy=False
         )
         if isinstance(job, Response):
             return job
-        return Response(
-            200,
-            {
-                "id": job["id"],
-                "status": "processing",
-                "tool": job["tool"],
-                "createdAt": job["createdAt"],
-            },
-        )
+        keys = ("id", "status", "tool", "createdAt")
+        return Response(200, {k: job[k] for k in keys})
+
+    # --- the files API (n8n node GenericFunctions.ts uploadBinary) ----------------------
+
+    def upload(self, request: Request) -> Response:
+        transient = request.query.get("transient", "false")
+        mimetype = request.header("content-type").split(";")[0].strip().lower()
+        errors = []
+        if transient not in ("true", "false"):
+            errors.append(("transient", "Expected boolean", "invalid_type"))
+        if not mimetype.startswith(UPLOAD_TYPES):
+            errors.append(("Content-Type", "Unsupported file type", "invalid_type"))
+        if not request.body:
+            errors.append(("file", "Required", "invalid_type"))
+        if errors:
+            return self.invalid(errors)
+        name = request.header("x-filename") or "upload"
+        file_id = secrets.token_hex(12)
+        entry = {"data": request.body, "mimetype": mimetype, "transient": transient == "true"}
+        with self.lock:
+            self.uploads[file_id] = entry
+        url = f"{self.url}/uploads/{file_id}/{quote(name)}"
+        info = {"mimetype": mimetype, "size": len(request.body), "originalName": name}
+        return Response(200, {"id": file_id, "url": url, **info})
+
+    def uploaded(self, request: Request) -> Response:
+        entry = self.uploads.get(request.match["id"])
+        if entry is None:
+            return Response(404, {"message": "File not found"})
+        return Response(200, entry["data"], content_type=entry["mimetype"])
+
+    def _fetch(self, url: str) -> bytes | None:
+        """The bytes behind an input URL, as the service would download them: its own uploads
+        from its store, anything else over HTTP (None = could not be fetched)."""
+        parts = urlsplit(url)
+        own = f"{parts.scheme}://{parts.netloc}" == self.url
+        if own and parts.path.startswith("/uploads/"):
+            entry = self.uploads.get(parts.path.split("/")[2])
+            return entry["data"] if entry else None
+        try:
+            response = httpx.get(url, timeout=5.0, follow_redirects=False)
+        except httpx.HTTPError:
+            return None
+        return response.content if response.status_code == 200 else None
 
     def legacy_generate(self, request: Request) -> Response:
         body = request.json
@@ -192,6 +278,7 @@ class ArtificialStudioSimulator(Simulator):
         )
 
     def _create(self, inputs: dict, webhook: str | None, *, tool: str, model: str, legacy: bool):
+        images = [self._fetch(u) for u in inputs.get("image_urls") or []]
         with self.lock:
             if self.credits <= 0:
                 return Response(402, {"message": "Insufficient credits"})
@@ -211,6 +298,7 @@ class ArtificialStudioSimulator(Simulator):
                 "_t0": time.time(),
                 "_webhook": webhook,
                 "_legacy": legacy,
+                "_images": images,
             }
             self.jobs[job["id"]] = job
         if webhook and self.send_webhooks:
@@ -224,15 +312,21 @@ class ArtificialStudioSimulator(Simulator):
                 return job
             elapsed = time.time() - job["_t0"]
             if elapsed >= self.duration:
-                if "fail" in job["payload"].get("prompt", "").lower():
+                if None in job["_images"]:  # [inferred] the service fails a job it cannot read
+                    job["status"], job["error"] = "error", "Could not download the input image."
+                elif "fail" in job["payload"].get("prompt", "").lower():
                     job["status"], job["error"] = (
                         "error",
                         "The model could not generate this image.",
                     )
                 else:
                     token = secrets.token_urlsafe(12)
+                    # An edit keeps its photo's framing: the result has the input's size.
+                    size = (96, 64)
+                    if job["_images"]:
+                        size = Image.open(io.BytesIO(job["_images"][0])).size
                     self.files[token] = (
-                        png_bytes(96, 64, (20, 160, 90)),
+                        png_bytes(*size, (20, 160, 90)),
                         time.time() + self.output_ttl,
                     )
                     job["status"] = "success"
@@ -263,18 +357,9 @@ class ArtificialStudioSimulator(Simulator):
         if request.query.get("status"):
             items = [i for i in items if i["status"] == request.query["status"]]
         page = items[offset : offset + limit]
-        return Response(
-            200,
-            {
-                "data": page,
-                "pagination": {
-                    "total": len(items),
-                    "limit": limit,
-                    "offset": offset,
-                    "hasMore": offset + limit < len(items),
-                },
-            },
-        )
+        more = offset + limit < len(items)
+        pagination = {"total": len(items), "limit": limit, "offset": offset, "hasMore": more}
+        return Response(200, {"data": page, "pagination": pagination})
 
     def file(self, request: Request) -> Response:
         entry = self.files.get(request.match["token"])
@@ -296,25 +381,11 @@ class ArtificialStudioSimulator(Simulator):
             if not self.send_webhooks:
                 return
             if job["_legacy"]:
-                body = {
-                    "_id": job["id"],
-                    "status": job["status"],
-                    "output": job["output"],
-                    "model": job["model"],
-                    "type": "image",
-                    "payload": job["payload"],
-                    "error": job["error"],
-                }
+                keys = ("status", "output", "model", "type", "payload", "error")
+                body = {"_id": job["id"], **{k: job[k] for k in keys}}
             else:
-                body = {
-                    "id": job["id"],
-                    "status": "success",
-                    "tool": job["tool"],
-                    "type": "image",
-                    "output": job["output"],
-                    "thumbnail": job["thumbnail"],
-                    "createdAt": job["createdAt"],
-                }
+                keys = ("id", "status", "tool", "type", "output", "thumbnail", "createdAt")
+                body = {k: job[k] for k in keys}
         record = {"id": job["id"], "url": job["_webhook"]}
         try:
             r = httpx.post(
