@@ -84,6 +84,9 @@ class ScenarioSimulator(Simulator):
         self.legacy_job_id = False
         self.expire_urls = False
         self.max_concurrent_jobs: int | None = None
+        # A fault: the job is created but the 200 reply is this body instead (a proxy's page, an
+        # API change). Not Scenario's documented reply: only for testing what a client does.
+        self.create_reply: Any = None
         self.jobs: dict[str, dict[str, Any]] = {}
         self.assets: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
@@ -215,6 +218,8 @@ class ScenarioSimulator(Simulator):
             "asset_ids": [],
         }
         self.jobs[job["id"]] = job
+        if self.create_reply is not None:
+            return Response(200, self.create_reply)
         return Response(
             200,
             {
