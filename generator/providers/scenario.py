@@ -230,6 +230,7 @@ class ScenarioProvider(HttpProvider):
         return str(asset_id)
 
     def submit(self, gen: Generation) -> Pending:
+        build_body(gen)  # a body Easel cannot build fails before the photo goes up
         photo = input_photo(gen)
         asset_id = self.upload_photo(photo) if photo else None
         body = build_body(gen, asset_id)
