@@ -79,7 +79,7 @@ def test_a_form_generation_completes_lands_in_the_gallery_and_keeps_the_tag(
         "negativePrompt": "rain",
         "seed": 7,
         "aspectRatio": "16:9",
-        "numImages": 2,
+        "numOutputs": 2,
     }
     # Scenario has no user field: the tag is the user's public id, recorded on our side.
     assert gen.tag_sent == owner.public_id

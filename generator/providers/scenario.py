@@ -1,9 +1,20 @@
 """Scenario (api.cloud.scenario.com/v1): asynchronous jobs on custom and third-party models.
 
-Protocol (see ../shared/providers/PROTOCOLS.md §2):
+Protocol (see ../shared/providers/PROTOCOLS.md §2 and its Corrections; docs/providers/scenario.md):
 - POST /generate/custom/{modelId} with HTTP Basic (API key : secret). The body's fields come
-  from the model's `inputs`; Easel sends `params["body"]` (a template) merged with prompt,
-  negativePrompt, seed, width/height or aspectRatio and numImages.
+  from the model's `inputs` (scenario-sdk 2.4.0 `types/generate_run_model_params.py`: "must be
+  retrieve[d] from GET /models/{modelId} inputs fields"); Easel sends `params["body"]` (a
+  template) merged with prompt, negativePrompt, seed, width/height or aspectRatio and the image
+  count under `params["num_outputs_field"]` (default `numOutputs`, per the Corrections table;
+  "" = the model has no count input and none is sent).
+- Unknown inputs are rejected, not ignored ("unknown fields are rejected", scenario-labs/skills
+  `skills/scenario-image/SKILL.md`); the refusal is shown with Scenario's own words and the
+  fields Easel sent, so staff can see which one to rename or drop.
+- An input photo is uploaded first as an asset: POST /assets {"image": <base64>, "name"}
+  (docs.scenario.com/docs/uploading-assets; scenario-sdk `resources/assets/assets.py` upload →
+  `{"asset": {"id", …}}`), and the asset id goes in the model's image input (default `image`,
+  `params["image_field"]` to rename; file inputs take asset ids, scenario-labs/skills
+  `skills/scenario/SKILL.md`).
 - The reply carries `job.jobId` (some guides show `job.id`; both are read).
 - GET /jobs/{id} walks pending → queued → warming-up → in-progress → finalizing → success |
   failure | canceled, with `progress` 0–1 and `metadata.assetIds` / `metadata.error`.
@@ -17,6 +28,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -27,11 +39,13 @@ from generator.providers.base import (
     Failed,
     HttpProvider,
     ImageOutput,
+    OutcomeUnknown,
     Pending,
     ProviderError,
     generation_inputs,
     provider_setting,
 )
+from generator.providers.photos import InputPhoto, data_uri, input_photo
 
 if TYPE_CHECKING:
     from generator.models import Generation
@@ -39,30 +53,76 @@ if TYPE_CHECKING:
 RUNNING_STATUSES = {"pending", "queued", "warming-up", "in-progress", "finalizing", "processing"}
 FAILED_STATUSES = {"failure", "failed"}  # "failed" appears in guides; the enum says "failure"
 
+# Scenario's field names for Easel's neutral ones (generation_inputs); the count's name is a
+# per-model param (count_field).
+SCENARIO_NAMES = {"negative_prompt": "negativePrompt", "aspect_ratio": "aspectRatio"}
+COUNT_FIELD = "numOutputs"
+IMAGE_FIELD = "image"
+# POST /assets takes "small images (< 6MB)"; larger files need the multipart /v1/uploads flow
+# (docs.scenario.com/docs/uploading-assets), which Easel does not implement.
+ASSET_UPLOAD_MAX_BYTES = 6 * 1024 * 1024
 
-# Scenario's field names for Easel's neutral ones (generation_inputs).
-SCENARIO_NAMES = {
-    "negative_prompt": "negativePrompt",
-    "aspect_ratio": "aspectRatio",
-    "num_images": "numImages",
-}
+
+def count_field(model) -> str:
+    """The model's image-count input: numOutputs unless params say otherwise ("" = none)."""
+    value = (model.params or {}).get("num_outputs_field", COUNT_FIELD)
+    return value if isinstance(value, str) else COUNT_FIELD
 
 
-def build_body(gen: Generation) -> dict[str, Any]:
+def image_field(model) -> str:
+    value = (model.params or {}).get("image_field", IMAGE_FIELD)
+    return value if isinstance(value, str) else ""
+
+
+def build_body(gen: Generation, asset_id: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = copy.deepcopy((gen.model.params or {}).get("body") or {})
-    body.update((SCENARIO_NAMES.get(k, k), v) for k, v in generation_inputs(gen).items())
+    inputs = generation_inputs(gen)
+    count = inputs.pop("num_images")
+    body.update((SCENARIO_NAMES.get(k, k), v) for k, v in inputs.items())
+    field = count_field(gen.model)
+    if field:
+        body[field] = count
+    elif count > 1:
+        raise ProviderError(
+            f"This Scenario model takes no image count, so it cannot make {count} images; "
+            "nothing was sent."
+        )
+    if asset_id:
+        body[image_field(gen.model)] = asset_id
     return body
 
 
-def job_of(body: Any) -> dict[str, Any]:
+def job_of(body: Any, *, accepted: bool = False) -> dict[str, Any]:
+    """The job in a reply. `accepted`: the reply to the create POST after a 2xx — Scenario
+    took the request (and may bill it), so a reply without a job is final, never re-sent."""
     job = body.get("job") if isinstance(body, dict) else None
-    if not isinstance(job, dict):
-        raise ProviderError("Scenario's reply did not describe a job.", retryable=True)
-    return job
+    if isinstance(job, dict):
+        return job
+    if accepted:
+        raise OutcomeUnknown(
+            "Scenario accepted the request but its reply did not describe a job; it was not "
+            "sent again, so you are not charged twice. Use Retry to try again."
+        )
+    raise ProviderError("Scenario's reply did not describe a job.", retryable=True)
 
 
 def job_id_of(job: dict[str, Any]) -> str:
     return str(job.get("jobId") or job.get("id") or "")
+
+
+def _sent_fields(response: httpx.Response) -> list[str]:
+    """The input names of the generate request a refusal answers (for a readable error)."""
+    try:
+        request = response.request
+    except RuntimeError:  # a Response built without a request (tests of the envelope)
+        return []
+    if request.method != "POST" or "/generate/custom/" not in request.url.path:
+        return []
+    try:
+        body = json.loads(request.content or b"null")
+    except ValueError:
+        return []
+    return sorted(body) if isinstance(body, dict) else []
 
 
 def _progress(job: dict[str, Any]) -> float | None:
@@ -99,22 +159,101 @@ class ScenarioProvider(HttpProvider):
         try:
             body = response.json()
         except ValueError:
-            return message
+            body = None
         details = body.get("details") if isinstance(body, dict) else None
         if isinstance(details, dict) and details.get("actionName"):
             message += f" ({details['actionName']}, limit {details.get('actionLimit', '?')})"
+        if response.status_code in (400, 422):
+            # Scenario rejects inputs the model does not take (scenario-labs/skills, see the
+            # module docstring); its exact wording is undocumented, so the fields Easel sent
+            # are named too: staff can match them against the model's `inputs`.
+            fields = _sent_fields(response)
+            if fields:
+                message += f" (Easel sent: {', '.join(fields)})"
         return message
 
+    def photo_problem(self, model) -> str:
+        if not image_field(model):
+            return (
+                "Scenario needs the name of the model's image input to send the photo: set "
+                'params "image_field" (for example "image") or remove it.'
+            )
+        return ""
+
+    def options_errors(self, model) -> list[str]:
+        params = model.params or {}
+        errors = []
+        if not isinstance(params.get("body", {}), dict):
+            errors.append('Scenario params "body" must be an object of the model\'s inputs.')
+        field = params.get("num_outputs_field", COUNT_FIELD)
+        if not isinstance(field, str):
+            errors.append('Scenario params "num_outputs_field" must be a field name or "".')
+        elif not field and int((model.options or {}).get("max_images") or 1) > 1:
+            errors.append(
+                'This Scenario model takes no image count (num_outputs_field is ""): '
+                "set max_images to 1."
+            )
+        return errors
+
+    def upload_photo(self, photo: InputPhoto) -> str:
+        """POST /assets with the photo as a data URL (the SDK: "The image to upload in base64
+        format string"; Scenario's own Unity plugin sends `data:image/png;base64,…`,
+        scenario-labs/Scenario-Unity `CommonUtils.UploadTexture`) → the asset id.
+
+        Retries: an upload costs no compute units (Scenario's list of what consumes CU is
+        generation, training, editing tools, detection, agent messages — help.scenario.com
+        article 7157036624), and no generation has been asked for yet. So an upload whose reply
+        was lost (timeout, dropped connection, unreadable 2xx) is a transient error: the whole
+        submit is tried again later, within EASEL_MAX_TRANSIENT_RETRIES. The worst case is a
+        duplicate, unused asset in the Scenario project, never a second charge."""
+        if len(photo.data) >= ASSET_UPLOAD_MAX_BYTES:
+            raise ProviderError(
+                f"The photo is {len(photo.data) / 1_048_576:.1f} MB; Scenario's asset upload "
+                "takes images under 6 MB. Nothing was sent to Scenario."
+            )
+        body = {"image": data_uri(photo), "name": photo.name}
+        try:
+            response = self.request("POST", "/assets", json=body)
+        except OutcomeUnknown:
+            raise ProviderError(
+                "Scenario did not confirm the upload of the input photo; no image was asked "
+                "for yet, so it will be tried again.",
+                retryable=True,
+            ) from None
+        reply = self.json(response)  # unreadable → retryable: an upload bills nothing
+        asset = reply.get("asset") if isinstance(reply, dict) else None
+        asset_id = asset.get("id") if isinstance(asset, dict) else None
+        if not asset_id:
+            raise ProviderError(
+                "Scenario's reply to the photo upload named no asset.", retryable=True
+            )
+        return str(asset_id)
+
     def submit(self, gen: Generation) -> Pending:
+        build_body(gen)  # a body Easel cannot build fails before the photo goes up
+        photo = input_photo(gen)
+        asset_id = self.upload_photo(photo) if photo else None
+        body = build_body(gen, asset_id)
         model_id = quote(gen.model.remote_id, safe="")
-        response = self.request("POST", f"/generate/custom/{model_id}", json=build_body(gen))
-        job = job_of(self.json(response, accepted=True))
+        response = self.request("POST", f"/generate/custom/{model_id}", json=body)
+        job = job_of(self.json(response, accepted=True), accepted=True)
         job_id = job_id_of(job)
         if not job_id:
-            raise ProviderError("Scenario accepted the request without a job id.")
-        return Pending(
-            job_id=job_id, progress=_progress(job), state={"status": job.get("status", "")}
-        )
+            raise OutcomeUnknown(
+                "Scenario accepted the request without a job id, so Easel cannot follow it; it "
+                "was not sent again, so you are not charged twice. Use Retry to try again."
+            )
+        state = {"status": job.get("status", "")}
+        if asset_id:
+            state["input_asset"] = asset_id
+        return Pending(job_id=job_id, progress=_progress(job), state=state)
+
+    # reconcile() stays the default (None): after a lost reply Easel cannot tell its job from
+    # another. Scenario's job has no client reference or end-user field and its API takes no
+    # idempotency key (scenario-sdk `_idempotency_header = None`); GET /jobs filters only by
+    # status, type, author, dates and workflow (`types/job_list_params.py`), and every Easel
+    # job runs under the same API key, so two users sending the same templated RoomFix prompt
+    # would be indistinguishable. A wrong match would hand one user another's images.
 
     def check(self, gen: Generation) -> Done | Pending | Failed:
         job_id = quote(gen.provider_job_id, safe="")
