@@ -16,8 +16,7 @@ Protocol (../shared/providers/PROTOCOLS.md §1 and its Corrections; docs/provide
   ControlNet model answers [control map, result] and reads entry 1.
 - After a lost sync reply (OutcomeUnknown), `reconcile` finds the generation in the listing by
   user and model, dated by its id (a ULID; see `id_time`); an ambiguous match is never guessed.
-- An exceeded per-user limit (undocumented): a 429/402/403 mentioning a limit → LimitReached.
-"""
+- An exceeded per-user limit (undocumented): a 429/402/403 mentioning a limit → LimitReached."""
 
 from __future__ import annotations
 
@@ -274,9 +273,7 @@ class MeteronProvider(HttpProvider):
             raise ProviderError("Meteron accepted the request without a generation id.")
         return result
 
-    def interpret(
-        self, item: dict[str, Any], model: AIModel | None = None
-    ) -> Done | Pending | Failed:
+    def interpret(self, item: dict, model: AIModel | None = None) -> Done | Pending | Failed:
         status = str(item.get("status") or "").lower()
         indexes = output_indexes(model)
         images = item_images(item, indexes)
@@ -312,8 +309,11 @@ class MeteronProvider(HttpProvider):
             # Listings can lag behind the POST; the task's deadline bounds how long we wait.
             return Pending(job_id=gen.provider_job_id, state=gen.provider_state)
         result = self.interpret(item, gen.model)
-        if isinstance(result, Pending):
-            result.job_id = gen.provider_job_id
+        if isinstance(result, Pending):  # keeps what was noted (outcome_unknown, reconciled)
+            result.job_id, result.state = (
+                gen.provider_job_id,
+                {**gen.provider_state, **result.state},
+            )
         return result
 
     def reconcile(self, gen: Generation) -> Done | Pending | Failed | None:
@@ -341,7 +341,7 @@ class MeteronProvider(HttpProvider):
             return None
         result = self.interpret(matches[0], gen.model)
         if isinstance(result, Pending):
-            result.state = {**result.state, "reconciled": True}
+            result.state = {**(gen.provider_state or {}), **result.state, "reconciled": True}
         return result
 
     # --- listing, limits, connection --------------------------------------------------------

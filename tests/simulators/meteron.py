@@ -144,6 +144,8 @@ class MeteronSimulator(Simulator):
                 count = max(1, min(4, int(inner.get("num_outputs", 1))))
             except (TypeError, ValueError):
                 count = 1
+        if model in self.controlnet_models:
+            count = 2  # ControlNet: the control map, then the result (RoomFix generate.ts)
         gen = {
             "id": gen_id,
             "model": model,
@@ -273,8 +275,6 @@ class MeteronSimulator(Simulator):
                 )
         is_async = request.header("x-async", "false").lower() == "true"
         gen = self._new(model, user, body, is_async, request.header("x-priority"))
-        if model in self.controlnet_models:
-            gen["count"] = 2
         _, problem = self.fetch_photo(body)
         if problem:
             gen["fail_reason"] = problem
