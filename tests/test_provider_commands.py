@@ -143,7 +143,7 @@ def test_meteron_sync_imports_a_users_history_once(sim, owner, stranger, meteron
     for gen in mine:
         assert gen.status == Generation.Status.COMPLETED
         assert gen.prompt == "my old castle" and gen.model == meteron_model
-        assert gen.provider_job_id.startswith("img_sim")
+        assert gen.provider_job_id.startswith("img_01")
         image = gen.images.get()
         with image.file.open("rb") as fh:  # copied into Easel's storage
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -165,6 +165,7 @@ def test_meteron_sync_pages_through_everyone_and_matches_tags(
     from generator.providers import meteron
 
     monkeypatch.setattr(meteron, "MAX_PAGE_SIZE", 2)  # force several pages
+    sim.legacy_fields = True  # items carry `user` (the 2023 SDK's shape) so tags can match
     sim.add_history(owner.public_id, "stable-diffusion", 3)
     sim.add_history(stranger.email, "stable-diffusion", 2)  # tagged by e-mail elsewhere
     sim.add_history("u_nobody_here", "stable-diffusion", 1)

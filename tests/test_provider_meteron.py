@@ -12,6 +12,7 @@ from django.urls import reverse
 from generator.models import AIModel, Generation, UsageEntry
 from generator.providers import get_provider
 from generator.providers.base import Done, LimitReached, Pending, ProviderError
+from generator.providers.meteron import MeteronProvider
 from tests.conftest import drive_checks
 from tests.simulators.meteron import API_KEY, MeteronSimulator
 
@@ -42,12 +43,12 @@ def make_model(**params) -> AIModel:
 
 @pytest.fixture
 def sync_model(db):
-    return make_model(**{"async": False})
+    return make_model()  # sync is the default (seed 000, PROTOCOLS Corrections)
 
 
 @pytest.fixture
 def async_model(db):
-    return make_model()
+    return make_model(**{"async": True})
 
 
 @pytest.fixture
@@ -229,11 +230,13 @@ def test_transient_faults_are_retried_until_the_generation_completes(
     "faults", [{"reset": True, "times": 1}, {"hang": 1.2, "times": 1}], ids=["reset", "timeout"]
 )
 def test_a_submit_whose_reply_is_lost_is_sent_once_and_fails_readably(
-    sim, settings, post, owner_client, sync_model, faults
+    sim, settings, post, owner_client, sync_model, faults, monkeypatch
 ):
     """Issue #13: the request reached Meteron (a sync call is billed), so it is never re-sent;
-    the generation ends failed with the reason and the ledger gives the image back."""
+    the generation ends failed with the reason and the ledger gives the image back (the faulted
+    request left no generation in Meteron's listing, so there is nothing to reconcile)."""
     settings.EASEL_PROVIDER_TIMEOUT = 0.5
+    monkeypatch.setattr(MeteronProvider, "sync_read_timeout", 0.5)
     sim.faults.set(**faults)
     post()
     gen = Generation.objects.get()

@@ -1,27 +1,29 @@
 """Meteron (app.meteron.ai): a metering/queueing proxy in front of the model servers you register.
 
-Protocol (see ../shared/providers/PROTOCOLS.md §1):
+Protocol (../shared/providers/PROTOCOLS.md §1 and its Corrections; docs/providers/meteron.md):
 - POST /api/images/generations, `Authorization: Bearer KEY`, `X-Model` (AIModel.remote_id),
   `X-User` (the tag Easel recorded in gen.tag_sent), `X-Async` and optional `X-Priority`.
-- The body is opaque to Meteron and forwarded to the model's server, so Easel builds it from
-  `params["body"]` (a template, e.g. {"version": "…"}) merged with the generation's fields.
-  `params["body_key"]` nests those fields one level down (e.g. "input" for Lightning SDXL or
-  Replicate-backed models: {"input": {"prompt": …}}).
-- Sync mode (`params["async"] = false`) answers with the finished generation; async mode
-  (the default here, so no worker waits) answers `pending` and Easel polls by listing with
-  `?id=` — no GET-by-id endpoint is documented.
-- Outputs are presigned R2 URLs serving image bytes or the model server's raw JSON with a data
-  URI; generator.outputs handles both.
-- How an exceeded per-user limit is signalled is undocumented: a 429/402/403 whose message
-  mentions a limit or quota becomes LimitReached (final, "Limit reached at the provider."); any
-  other 429 is an ordinary, retried rate limit.
-"""
+- Sync is the default (`X-Async: "false"`): Meteron holds the request until the model server is
+  done and answers with the finished generation, `outputImages[…].url` — as seed 000, the
+  python-example `generate.py` and RoomFix `pages/api/generate.ts` all do. Neither example sets a
+  client timeout, so Easel waits `sync_read_timeout` = 600 s (cut to the model's timeout).
+- Async (`params["async"] = true`) is an opt-in resting on the 2023 SDK (`meteron` 0.1.4, old
+  `meteron.ai/v1` API): a `pending` reply, then polling the listing. Unverified on today's API.
+- The body is opaque to Meteron and forwarded to the model's server: `params["body"]` (a template)
+  merged with the generation's fields, nested under `params["body_key"]` when set. A string value
+  "{image_url}" anywhere in the template is replaced by the photo's presigned URL.
+- `params["output_images"]` (e.g. [1]) says which `outputImages[]` entries are results: RoomFix's
+  ControlNet model answers [control map, result] and reads entry 1.
+- After a lost sync reply (OutcomeUnknown), `reconcile` finds the generation in the listing by
+  user and model, dated by its id (a ULID; see `id_time`); an ambiguous match is never guessed.
+- An exceeded per-user limit (undocumented): a 429/402/403 mentioning a limit → LimitReached."""
 
 from __future__ import annotations
 
 import copy
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,24 +35,73 @@ from generator.providers.base import (
     ImageOutput,
     LimitReached,
     Pending,
+    Provider,
     ProviderError,
     generation_inputs,
 )
+from generator.providers.photos import input_photo_url, photo_urls_reachable
 
 if TYPE_CHECKING:
-    from generator.models import Generation
+    from generator.models import AIModel, Generation
 
 logger = logging.getLogger(__name__)
 
-PENDING_STATUSES = {"pending", "processing", "queued", "running"}
 LIMIT_WORDS = ("limit", "quota", "exceeded", "remaining")
 MAX_PAGE_SIZE = 200
+IMAGE_URL = "{image_url}"
+ASYNC_NOTE = (
+    "async mode rests on the older API's behaviour (the 2023 `meteron` 0.1.4 SDK: a pending "
+    "reply, then polling the listing with ?id=), unverified on today's API; false (sync, the "
+    "default) is what every current Meteron example sends"
+)
+LOCAL_DISK = (
+    "Meteron fetches the photo by URL; Easel's storage is local disk, which Meteron cannot "
+    "reach: set STORAGE_BACKEND=s3."
+)
+NO_PLACEHOLDER = (
+    "Meteron forwards the body to the model server, which fetches the photo by URL: put the "
+    'string "{image_url}" where the photo goes in params.body (RoomFix: '
+    '{"input": {"image": "{image_url}"}}).'
+)
+# Reconcile: a generation is "ours" if Meteron made it within this window around the submit
+# (seconds before, for clock skew between Easel and Meteron; seconds after, for the time the
+# request took to arrive and be recorded). Inferred, not documented.
+CLOCK_SKEW = 10.0
+ARRIVAL_WINDOW = 30.0
+RECONCILE_PAGES = 3
+RECONCILE_PAGE_SIZE = 50
+# Crockford base32, as ULIDs use. Meteron's ids are ULIDs behind a prefix: the documented
+# examples (seed 001, meteron.ai/guides/storage) decode to May 2023, the project before its
+# model, the output image 15 s after its generation. Inferred from those examples.
+CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
-def build_body(gen: Generation) -> dict[str, Any]:
-    """The JSON forwarded to the model server: the model's template plus this generation."""
+def has_image_url(node: Any) -> bool:
+    """Whether the "{image_url}" placeholder appears as a value anywhere in `node`."""
+    if isinstance(node, dict):
+        return any(has_image_url(v) for v in node.values())
+    if isinstance(node, list):
+        return any(has_image_url(v) for v in node)
+    return node == IMAGE_URL
+
+
+def fill_image_url(node: Any, url: str | None) -> Any:
+    """`node` with every "{image_url}" value replaced by `url` (dropped when there is none)."""
+    if isinstance(node, dict):
+        return {
+            k: fill_image_url(v, url) for k, v in node.items() if url is not None or v != IMAGE_URL
+        }
+    if isinstance(node, list):
+        return [fill_image_url(v, url) for v in node if url is not None or v != IMAGE_URL]
+    return url if node == IMAGE_URL else node
+
+
+def build_body(gen: Generation, image_url: str | None = None) -> dict[str, Any]:
+    """The JSON forwarded to the model server: the model's template (its "{image_url}" values
+    filled before the generation's own fields go in, so a prompt is never rewritten) plus this
+    generation's fields, at the top level or under `body_key`."""
     params = gen.model.params or {}
-    body: dict[str, Any] = copy.deepcopy(params.get("body") or {})
+    body: dict[str, Any] = fill_image_url(copy.deepcopy(params.get("body") or {}), image_url)
     fields = generation_inputs(gen)
     num_images = fields.pop("num_images")
     if num_images > 1:
@@ -64,8 +115,19 @@ def build_body(gen: Generation) -> dict[str, Any]:
     return body
 
 
-def item_images(item: dict[str, Any]) -> list[ImageOutput]:
-    """outputImages[].url (current API), falling back to outputs[].url (raw stored output)."""
+def output_indexes(model: AIModel | None) -> list[int]:
+    """The `outputImages[]` entries that are results ([] = all of them)."""
+    value = (model.params or {}).get("output_images") if model is not None else None
+    return [int(i) for i in value] if isinstance(value, list) else []
+
+
+def item_images(item: dict[str, Any], indexes: list[int] | None = None) -> list[ImageOutput]:
+    """The result images: `outputImages[i].url` for the model's indexes, or every entry (falling
+    back to outputs[].url, the raw stored output) when the model names none."""
+    if indexes:
+        entries = [o for o in item.get("outputImages") or [] if isinstance(o, dict)]
+        urls = [entries[i].get("url") for i in indexes if i < len(entries)]
+        return [ImageOutput(url=url) for url in urls if url]
     for key in ("outputImages", "outputs"):
         urls = [o.get("url") for o in item.get(key) or [] if isinstance(o, dict) and o.get("url")]
         if urls:
@@ -82,15 +144,84 @@ def list_items(body: Any) -> list[dict[str, Any]]:
     return []
 
 
+def id_time(gen_id: str) -> float | None:
+    """When Meteron made a generation, from its id (`img_<ULID>`: 48-bit milliseconds in the
+    first ten characters), or None when the id is not a ULID."""
+    ulid = str(gen_id).rpartition("_")[2].lower()
+    if len(ulid) != 26 or ulid[0] > "7" or any(c not in CROCKFORD for c in ulid):
+        return None
+    ms = 0
+    for char in ulid[:10]:
+        ms = ms * 32 + CROCKFORD.index(char)
+    return ms / 1000
+
+
+def created_time(item: dict[str, Any]) -> float | None:
+    """A listing item's creation time: from its id, else a `createdAt` if one is ever sent."""
+    seconds = id_time(str(item.get("id") or ""))
+    if seconds is not None:
+        return seconds
+    try:
+        parsed = datetime.fromisoformat(str(item.get("createdAt")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None
+
+
 class MeteronProvider(HttpProvider):
     name = "meteron"
     label = "Meteron"
+    # The examples (python-example `generate.py`: requests.post with no timeout; RoomFix
+    # `generate.ts`: fetch with none) wait as long as Meteron holds the request. Easel waits ten
+    # minutes, the longest a model may run by default (AIModel.timeout_seconds, 600), which the
+    # read is cut to anyway; the worker's lease is stretched to cover it.
+    sync_read_timeout = 600.0
 
     def auth_headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Bearer {self.api_key}",
             "Content-Type": "application/json",
         }
+
+    # --- model settings -------------------------------------------------------------------
+
+    def photo_problem(self, model) -> str:
+        if not photo_urls_reachable():
+            return LOCAL_DISK
+        if not has_image_url((model.params or {}).get("body")):
+            return NO_PLACEHOLDER
+        return ""
+
+    def options_errors(self, model) -> list[str]:
+        params = model.params or {}
+        errors = []
+        if "async" in params and not isinstance(params["async"], bool):
+            errors.append(f"params.async must be true or false: {ASYNC_NOTE}.")
+        outputs = params.get("output_images")
+        if outputs is not None and (
+            not isinstance(outputs, list)
+            or not outputs
+            or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in outputs)
+            or len(set(outputs)) != len(outputs)
+        ):
+            errors.append(
+                "params.output_images must list which outputImages[] entries are results, "
+                "counting from 0, each once (RoomFix's ControlNet model answers [control map, "
+                "result]: use [1])."
+            )
+        body = params.get("body")
+        if body is not None and not isinstance(body, dict):
+            errors.append("params.body must be a JSON object (the template sent to the model).")
+        if "body_key" in params and not (
+            isinstance(params["body_key"], str) and params["body_key"]
+        ):
+            errors.append('params.body_key must be the name of a key, e.g. "input".')
+        if has_image_url(body) and not model.accepts_input_image:
+            errors.append(
+                'params.body has "{image_url}" but the model takes no input photo: set '
+                "options.input_image or remove the placeholder."
+            )
+        return errors
 
     # --- errors ---------------------------------------------------------------------------
 
@@ -104,7 +235,12 @@ class MeteronProvider(HttpProvider):
     # --- generating -----------------------------------------------------------------------
 
     def is_async(self, gen: Generation) -> bool:
-        return bool((gen.model.params or {}).get("async", True))
+        return (gen.model.params or {}).get("async") is True
+
+    def submit_seconds(self, gen: Generation) -> float:
+        if self.is_async(gen):  # the reply comes at once; no long read, no stretched lease
+            return Provider.submit_seconds(self, gen)
+        return super().submit_seconds(gen)
 
     def headers_for(self, gen: Generation) -> dict[str, str]:
         headers = {
@@ -119,39 +255,93 @@ class MeteronProvider(HttpProvider):
         return headers
 
     def submit(self, gen: Generation) -> Done | Pending | Failed:
+        image_url = input_photo_url(gen) if gen.input_image else None
+        if gen.input_image and not image_url:
+            raise ProviderError(f"{LOCAL_DISK} Nothing was sent to the provider.")
         response = self.request(
-            "POST", "/api/images/generations", json=build_body(gen), headers=self.headers_for(gen)
+            "POST",
+            "/api/images/generations",
+            json=build_body(gen, image_url),
+            headers=self.headers_for(gen),
+            timeout=self.submit_timeout(gen),
         )
         item = self.json(response, accepted=True)
         if not isinstance(item, dict):
             raise ProviderError("Meteron's reply did not describe a generation.")
-        result = self.interpret(item)
+        result = self.interpret(item, gen.model)
         if isinstance(result, Pending) and not result.job_id:
             raise ProviderError("Meteron accepted the request without a generation id.")
         return result
 
-    def interpret(self, item: dict[str, Any]) -> Done | Pending | Failed:
+    def interpret(self, item: dict, model: AIModel | None = None) -> Done | Pending | Failed:
         status = str(item.get("status") or "").lower()
-        images = item_images(item)
+        indexes = output_indexes(model)
+        images = item_images(item, indexes)
         if status == "failed":
             return Failed(f"Meteron: {item.get('reason') or 'the generation failed.'}")
         if status == "completed" or (not status and images):
+            count = len(item.get("outputImages") or [])
+            if indexes and count <= max(indexes):
+                return Failed(
+                    f"Meteron returned {count} output image(s) but the model's output_images "
+                    f"setting takes entry {max(indexes)} (counting from 0): check params."
+                )
             if not images:
                 return Failed("Meteron finished the generation without any output image.")
             return Done(images=images)
         return Pending(job_id=str(item.get("id") or ""), progress=None, state={"status": status})
 
-    def check(self, gen: Generation) -> Done | Pending | Failed:
-        response = self.request(
-            "GET", "/api/images/generations", params={"id": gen.provider_job_id}
+    def find(self, gen: Generation, job_id: str) -> dict[str, Any] | None:
+        """One generation from the listing, filtered by the documented user and model (and the
+        2023 SDK's `id`, which an API that does not know it ignores)."""
+        pages = self.list_generations(
+            user=gen.tag_sent, model=gen.model.remote_id, id=job_id, page_size=RECONCILE_PAGE_SIZE
         )
-        items = [i for i in list_items(self.json(response)) if i.get("id") == gen.provider_job_id]
-        if not items:
+        for _, page in zip(range(RECONCILE_PAGES), pages, strict=False):
+            for item in page:
+                if item.get("id") == job_id:
+                    return item
+        return None
+
+    def check(self, gen: Generation) -> Done | Pending | Failed:
+        item = self.find(gen, gen.provider_job_id)
+        if item is None:
             # Listings can lag behind the POST; the task's deadline bounds how long we wait.
             return Pending(job_id=gen.provider_job_id, state=gen.provider_state)
-        result = self.interpret(items[0])
+        result = self.interpret(item, gen.model)
+        if isinstance(result, Pending):  # keeps what was noted (outcome_unknown, reconciled)
+            result.job_id, result.state = (
+                gen.provider_job_id,
+                {**gen.provider_state, **result.state},
+            )
+        return result
+
+    def reconcile(self, gen: Generation) -> Done | Pending | Failed | None:
+        """After a lost reply: the one generation Meteron made for this user and model while
+        the submit was being sent, or None (none, several, or some that cannot be dated)."""
+        sent = gen.submitted_at or gen.started_at
+        if sent is None:
+            return None
+        start, end = sent.timestamp() - CLOCK_SKEW, sent.timestamp() + ARRIVAL_WINDOW
+        pages = self.list_generations(
+            user=gen.tag_sent, model=gen.model.remote_id, page_size=RECONCILE_PAGE_SIZE
+        )
+        matches, undated = [], []
+        for _, page in zip(range(RECONCILE_PAGES), pages, strict=False):
+            for item in page:
+                made = created_time(item)
+                if made is None:
+                    undated.append(str(item.get("id")))
+                elif start <= made <= end:
+                    matches.append(item)
+        if undated or len(matches) != 1:
+            found = ", ".join(str(m.get("id")) for m in matches[:5]) or "none"
+            why = f"cannot date {undated[:5]}" if undated else f"made then: {found}"
+            logger.warning("Meteron reconcile of %s is ambiguous (%s)", gen.public_id, why)
+            return None
+        result = self.interpret(matches[0], gen.model)
         if isinstance(result, Pending):
-            result.job_id = gen.provider_job_id
+            result.state = {**(gen.provider_state or {}), **result.state, "reconciled": True}
         return result
 
     # --- listing, limits, connection --------------------------------------------------------
@@ -163,6 +353,7 @@ class MeteronProvider(HttpProvider):
         model: str = "",
         status: str = "",
         page_size: int = MAX_PAGE_SIZE,
+        **extra: str,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of generations, following nextPageToken until it is missing or empty."""
         token = ""
@@ -172,6 +363,7 @@ class MeteronProvider(HttpProvider):
                 "user": user,
                 "model": model,
                 "status": status,
+                **extra,
                 "pageSize": min(page_size, MAX_PAGE_SIZE),
                 "pageToken": token,
             }

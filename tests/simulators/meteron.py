@@ -10,6 +10,20 @@ model/user/status/id filters, pageSize ≤ 200 and opaque page tokens; per-user 
 limits (X-User required when on) with /api/remaining/generations, rejected with a 429 JSON
 (the rejection shape is inferred); with `capacity` set, queued async jobs start by X-Priority
 score (high 100 > medium 80 > low 20; the daily demotion of heavy users is not simulated). Every request is recorded (see Simulator.requests).
+
+Also, per the references Easel's adapter is checked against (not the adapter itself):
+- a sync request whose client gave up keeps running and ends `completed` in the listing, as
+  Meteron holds it for the model server, not for the client (seed 000: "X-Async": "false");
+- ids are `img_<ULID>` like every documented example (seed 001: img_01h0kckk68r0c5d1gt59zzk3ad);
+- listing items carry the documented fields (seed 001: id, modelId, serverId, status,
+  outputImages[id, projectId, imageGenerationId, url]) plus those clients read (PROTOCOLS §1:
+  outputs[].url, requestBody, reason); `user` and `clusterId` only with `legacy_fields` (the 2023
+  SDK's items; unverified today, PROTOCOLS Corrections). No creation time: no source shows one;
+- the model server fetches an `image` URL in the body (top level or under `input`) over HTTP
+  and records the bytes (`photos`), as a Replicate-backed model reads its input file
+  (meteron-ai/roomfix `pages/api/generate.ts` sends `input.image: imageUrl`);
+- a model in `controlnet_models` answers two images, control map then result (RoomFix's
+  ControlNet model; generate.ts reads `outputImages[1]`).
 """
 
 from __future__ import annotations
@@ -18,8 +32,10 @@ import base64
 import hashlib
 import itertools
 import json
+import os
 import threading
 import time
+import urllib.request
 from typing import Any
 
 from tests.simulators.base import Request, Response, Simulator, png_bytes
@@ -43,6 +59,9 @@ class MeteronSimulator(Simulator):
         # With a capacity, async jobs wait for one of that many servers and start by priority
         # score (high 100, medium 80, low 20; then arrival), as Meteron's priority classes do.
         self.capacity: int | None = None
+        self.legacy_fields = False  # switch: items also carry `user`, `clusterId` (2023 SDK)
+        self.controlnet_models: set[str] = set()  # models answering [control map, result]
+        self.photos: list[bytes] = []  # every input photo the model server fetched
         self.generations: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._state_lock = threading.Lock()
@@ -77,22 +96,47 @@ class MeteronSimulator(Simulator):
         """Completed generations made earlier (e.g. from another app), for listing tests."""
         ids = []
         for _ in range(count):
-            gen = self._new(model, user, {"prompt": extra.get("prompt", "earlier image")}, False)
-            gen["created"] -= 3600
+            gen = self._new(
+                model, user, {"prompt": extra.get("prompt", "earlier image")}, False, ago=3600
+            )
             ids.append(gen["id"])
         return ids
 
     def submissions(self) -> list[Request]:
         return self.received("POST", r"^/api/images/generations$")
 
+    def image_bytes(self, gen_id: str, n: int) -> bytes:
+        """What output `n` of a generation serves (for comparing with what Easel stored)."""
+        gen = self.generations[gen_id]
+        if gen["model"] in self.controlnet_models and n == 0:
+            return png_bytes(64, 48, colour=(128, 128, 128))  # the control map
+        return png_bytes(64, 48, colour=(40 + n * 60 % 200, 120, 200))
+
+    def fetch_photo(self, body: Any) -> tuple[bytes | None, str]:
+        """The model server reads the `image` URL it was given (over HTTP); (bytes, error)."""
+        inner = body.get("input") if isinstance(body, dict) else None
+        url = (inner or {}).get("image") if isinstance(inner, dict) else None
+        url = url or (body.get("image") if isinstance(body, dict) else None)
+        if not url:
+            return None, ""
+        try:
+            with urllib.request.urlopen(str(url), timeout=10) as reply:
+                data = reply.read()
+        except (OSError, ValueError) as exc:
+            return None, f"could not fetch input image: {exc}"
+        with self._state_lock:
+            self.photos.append(data)
+        return data, ""
+
     # --- state -----------------------------------------------------------------------------
 
     def _new(
-        self, model: str, user: str, body: Any, is_async: bool, priority: str = ""
+        self, model: str, user: str, body: Any, is_async: bool, priority: str = "", ago: float = 0
     ) -> dict[str, Any]:
         with self._state_lock:
-            n = next(self._ids)
-        gen_id = f"img_sim{n:06d}"
+            next(self._ids)
+        created = time.time() - ago
+        gen_id = "img_" + ulid(created)
         count = 1
         inner = body.get("input", body) if isinstance(body, dict) else {}
         if isinstance(inner, dict):
@@ -100,13 +144,15 @@ class MeteronSimulator(Simulator):
                 count = max(1, min(4, int(inner.get("num_outputs", 1))))
             except (TypeError, ValueError):
                 count = 1
+        if model in self.controlnet_models:
+            count = 2  # ControlNet: the control map, then the result (RoomFix generate.ts)
         gen = {
             "id": gen_id,
             "model": model,
             "user": user,
             "body": body,
             "async": is_async,
-            "created": time.time(),
+            "created": created,
             "duration": self.job_duration,
             "fail_reason": self.fail_reason,
             "count": count,
@@ -163,12 +209,9 @@ class MeteronSimulator(Simulator):
         obj = {
             "id": gen["id"],
             "modelId": "mod_" + hashlib.sha1(gen["model"].encode()).hexdigest()[:12],
-            "clusterId": "mod_" + hashlib.sha1(gen["model"].encode()).hexdigest()[:12],
             "serverId": "srv_sim01",
-            "user": gen["user"],
             "status": status,
             "reason": gen["fail_reason"] if status == "failed" else "",
-            "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(gen["created"])),
             "requestBody": base64.b64encode(json.dumps(gen["body"]).encode()).decode(),
             "outputImages": [],
             "outputs": [],
@@ -184,6 +227,8 @@ class MeteronSimulator(Simulator):
                 for n in range(gen["count"])
             ]
             obj["outputs"] = [{"url": self._url(gen["id"], 0)}]
+        if self.legacy_fields:
+            obj["user"], obj["clusterId"] = gen["user"], obj["modelId"]
         return obj
 
     def _used(self, user: str, model: str, since: float) -> int:
@@ -230,6 +275,9 @@ class MeteronSimulator(Simulator):
                 )
         is_async = request.header("x-async", "false").lower() == "true"
         gen = self._new(model, user, body, is_async, request.header("x-priority"))
+        _, problem = self.fetch_photo(body)
+        if problem:
+            gen["fail_reason"] = problem
         if not is_async and gen["duration"]:
             time.sleep(gen["duration"])  # sync mode holds the request until done
         return Response(200, self._object(gen))
@@ -306,8 +354,15 @@ class MeteronSimulator(Simulator):
                 "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
                 content_type="application/xml",
             )
-        image = png_bytes(64, 48, colour=(40 + n * 60 % 200, 120, 200))
+        image = self.image_bytes(gen["id"], n)
         if self.output_mode == "json":
             data_uri = "data:image/png;base64," + base64.b64encode(image).decode()
             return Response(200, {"image": data_uri})
         return Response(200, image, content_type="image/png")
+
+
+def ulid(seconds: float) -> str:
+    """A ULID (48-bit milliseconds, then 80 random bits, Crockford base32), as Meteron's ids."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    value = (int(seconds * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(alphabet[(value >> (5 * i)) & 31] for i in reversed(range(26)))

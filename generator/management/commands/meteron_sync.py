@@ -6,9 +6,15 @@ for each Meteron generation:
 - a local generation with that provider job id that is still queued/running (its reply was
   lost) is finished from Meteron's record: images stored, or failed with Meteron's reason;
 - a completed generation Easel has never seen is imported as a completed Generation of the
-  user whose tag (public id or e-mail) it carries, images copied into Easel's storage;
+  user whose tag (public id or e-mail) it carries, images copied into Easel's storage (only the
+  model's `params.output_images` entries, when set);
 - anything already known (same provider + provider job id) is left alone, so a re-run
   imports nothing twice.
+
+Without --user, an item can only be attributed by a `user` field, which only the 2023 SDK's
+listing carried (the documented item is id, modelId, serverId, status, outputImages: seed 001,
+PROTOCOLS Corrections). What could not be attributed is reported with counts and ids, and how to
+import it (--user, which filters Meteron's listing by X-User), never skipped in silence.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -28,9 +34,10 @@ from generator.errors import GenerationError, ProviderError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
 from generator.providers.base import Done, Failed
-from generator.providers.meteron import MeteronProvider, item_images
+from generator.providers.meteron import MeteronProvider, id_time, item_images, output_indexes
 
 IMPORTED_PROMPT = "(imported from Meteron)"
+SHOWN_IDS = 10
 
 
 def prompt_of(item: dict[str, Any]) -> str:
@@ -51,6 +58,9 @@ def prompt_of(item: dict[str, Any]) -> str:
 
 
 def created_at_of(item: dict[str, Any]):
+    seconds = id_time(str(item.get("id") or ""))  # Meteron's ids are ULIDs (see id_time)
+    if seconds is not None:
+        return datetime.fromtimestamp(seconds, tz=UTC)
     value = item.get("createdAt")
     if isinstance(value, str):
         try:
@@ -83,6 +93,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No Meteron model with slug {model!r}.")
         provider = MeteronProvider()
         counts: Counter[str] = Counter()
+        self.untagged: list[str] = []  # completed items with no user field
+        self.unmatched: dict[str, list[str]] = {}  # tag → ids of items whose tag is nobody here
         for ai_model in models.order_by("slug"):
             tag = ai_model.tag_for(only_user) if only_user else ""
             self.stdout.write(
@@ -110,6 +122,30 @@ class Command(BaseCommand):
                 f"{counts['errors']} errors."
             )
         )
+        self.report_unattributed()
+
+    def report_unattributed(self) -> None:
+        def ids(items: list[str]) -> str:
+            more = len(items) - SHOWN_IDS
+            return ", ".join(items[:SHOWN_IDS]) + (f" and {more} more" if more > 0 else "")
+
+        if self.untagged:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Not imported: {len(self.untagged)} completed Meteron generation(s) say "
+                    f"nothing about their user (Meteron's listing does not name the user), so "
+                    f"Easel cannot tell whose they are: {ids(self.untagged)}. Run again with "
+                    "--user EMAIL_OR_PUBLIC_ID to import one user's history (Meteron filters "
+                    "its listing by the X-User tag)."
+                )
+            )
+        for tag, items in sorted(self.unmatched.items()):
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Not imported: {len(items)} completed Meteron generation(s) tagged "
+                    f"{tag!r}, which is no Easel user's e-mail or public id: {ids(items)}."
+                )
+            )
 
     def sync_one(self, provider, ai_model, item, only_user) -> str:
         job_id = str(item.get("id") or "")
@@ -122,6 +158,11 @@ class Command(BaseCommand):
             return "not_ready"
         owner = only_user or self.user_for(ai_model, item.get("user"))
         if owner is None:
+            tag = str(item.get("user") or "")
+            if tag:
+                self.unmatched.setdefault(tag, []).append(job_id)
+            else:
+                self.untagged.append(job_id)
             return "no_user"
         return self.import_one(provider, ai_model, owner, item)
 
@@ -138,7 +179,7 @@ class Command(BaseCommand):
     def recover(self, provider, gen: Generation, item) -> str:
         if gen.is_final:
             return "known"
-        result = provider.interpret(item)
+        result = provider.interpret(item, gen.model)
         if isinstance(result, Done):
             try:
                 completed = store_and_complete(gen, result.images, provider)
@@ -154,7 +195,7 @@ class Command(BaseCommand):
         return "not_ready"
 
     def import_one(self, provider, ai_model, owner, item) -> str:
-        images = item_images(item)
+        images = item_images(item, output_indexes(ai_model))
         if not images:
             return "errors"
         now = timezone.now()
