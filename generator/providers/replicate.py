@@ -47,11 +47,9 @@ if TYPE_CHECKING:
 WEBHOOK_TOLERANCE = 300  # seconds; older or newer timestamps are refused as replays
 SECRET_CACHE_KEY = "replicate:webhook-signing-key"
 PROGRESS = {"starting": 0.05, "processing": 0.5}
-# The spec's `Prefer` header pattern (parameters_prefer_header); bare "wait" means 60 s.
+# The spec's Prefer pattern (bare "wait" = 60 s); it lets 61–99 by, its text says 1–60: both hold.
 PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
-# replicate-python reads for wait + 0.5 s (prediction.py _create_prediction_timeout); Easel
-# leaves a little more room for a slow network so a reply at the wait's end still arrives.
-WAIT_MARGIN = 2.0
+WAIT_MARGIN = 2.0  # read for wait + this (replicate-python: + 0.5 s, _create_prediction_timeout)
 DATA_URI_MAX_BYTES = 256_000  # "small file <= 256kb" (the create request's `input` description)
 PHOTO_VIA = ("auto", "files")
 # Only Replicate's own file hosts (and the configured API origin) get the token with a download:
@@ -99,7 +97,8 @@ def prefer_wait(value: Any) -> str | None:
         return "wait"
     if type(value) is int and 1 <= value <= 60:
         return f"wait={value}"
-    return value if isinstance(value, str) and PREFER_WAIT.match(value) else None
+    valid = isinstance(value, str) and PREFER_WAIT.match(value) and wait_seconds(value) <= 60
+    return value if valid else None
 
 
 def wait_seconds(header: str) -> float:
@@ -149,8 +148,8 @@ class ReplicateProvider(HttpProvider):
 
     # --- model settings ----------------------------------------------------------------
 
-    def photo_problem(self, model) -> str:
-        return ""  # every photo goes as a URL, a data URI or an uploaded file
+    def photo_problem(self, model) -> str:  # a URL, a data URI or an uploaded file: always
+        return ""
 
     def options_errors(self, model) -> list[str]:
         params = model.params or {}
@@ -319,7 +318,7 @@ class ReplicateProvider(HttpProvider):
                     matches[str(item["id"])] = item
             url, query = page.get("next"), None
             if not (isinstance(url, str) and url.startswith(f"{self.base_url}/")):
-                break  # the token only ever goes to the API's own origin
+                break  # (the token only ever goes to the API's own origin)
         if len(matches) != 1:
             return None
         return self.read(next(iter(matches.values())), gen)

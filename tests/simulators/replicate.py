@@ -228,7 +228,8 @@ class ReplicateSimulator(Simulator):
         if prediction["_webhook"] and self.send_webhooks:
             threading.Thread(target=self._webhook_loop, args=(pid,), daemon=True).start()
         if prefer:  # "wait up to n seconds", then the prediction as it is (spec create)
-            deadline = now + float(prefer.partition("=")[2] or 60)
+            # The pattern lets 61–99 through; the description says at most 60 s.
+            deadline = now + min(60.0, float(prefer.partition("=")[2] or 60))
             while time.time() < deadline and self._advance(pid)["status"] not in FINAL:
                 time.sleep(0.02)
             with self.lock:
