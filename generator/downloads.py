@@ -45,13 +45,18 @@ def download(
     with httpx.Client(
         timeout=timeout,
         follow_redirects=False,
-        headers={"User-Agent": USER_AGENT, **(headers or {})},
+        headers={"User-Agent": USER_AGENT},
         transport=transport,
         verify=ssl_context(),
     ) as client:
+        origin = (current.scheme, current.host, current.port)
         for _ in range(MAX_REDIRECTS + 1):
             address = check_url(current, allow_private)  # a refusal is a DownloadError
             target, host_header, extensions = pinned(current, address)
+            if headers and (current.scheme, current.host, current.port) == origin:
+                # A provider's token goes to the URL's own origin only, never past a redirect
+                # that leaves it.
+                host_header = {**headers, **host_header}
             try:
                 with client.stream(
                     "GET", target, headers=host_header, extensions=extensions

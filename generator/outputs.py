@@ -39,7 +39,11 @@ def fetch(output: ImageOutput, provider: Provider) -> CheckedImage:
         data = decode_data_uri(output.url)
     elif output.url:
         provider_url = output.url
-        got = download(output.url, allow_private=provider.download_allows_private())
+        got = download(
+            output.url,
+            allow_private=provider.download_allows_private(),
+            headers=provider.download_headers(output.url),
+        )
         data = got.data
         served_as = got.content_type
         if got.content_type.startswith("application/json") or data[:1] in (b"{", b"["):

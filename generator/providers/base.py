@@ -177,6 +177,12 @@ class Provider:
         """Outputs may come from private addresses only when the provider itself lives there."""
         return False
 
+    def download_headers(self, url: str) -> dict[str, str]:
+        """Headers for downloading the output at `url` (a provider's token, only ever for its
+        own hosts). generator.downloads sends them to that URL's origin only, never after a
+        redirect leaves it."""
+        return {}
+
 
 class HttpProvider(Provider):
     """Owns one httpx client with explicit timeouts and maps transport errors to ProviderError.
@@ -239,11 +245,13 @@ class HttpProvider(Provider):
         )
 
     # Statuses (>= 500) after which a POST, which may start billable work, is a definite "not
-    # accepted" and may be sent again; any other 5xx to a POST is an unknown outcome. By HTTP's
-    # own definitions only 503 is a refusal before handling (RFC 9110 15.6.4); 500/502/504 may
-    # come after the work started. The default keeps today's set until each adapter narrows it
-    # to what its reference says (issue 13, part B); 408/429 are handled in raise_for_response.
-    post_retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
+    # accepted" and may be sent again; any other 5xx to a POST is an unknown outcome, never
+    # re-sent. By HTTP's own definitions only 503 is a refusal before handling (RFC 9110
+    # 15.6.4); 500/502/504 may come after the work started, and replicate-python never
+    # retries a POST at all. An adapter widens the set only where its provider's reference
+    # says a status is safe to retry (Artificial Studio's errors page: 500/502/503). 408/429
+    # are handled in raise_for_response.
+    post_retry_statuses: frozenset[int] = frozenset({503})
 
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         """One call. Only a failure that proves nothing reached the provider is retryable for a

@@ -135,10 +135,6 @@ class ReplicateProvider(HttpProvider):
     # Problem-details JSON: {"title", "detail", "invalid_fields": [{"field", "description"}]}.
     message_keys = ("detail", *HttpProvider.message_keys)
     field_errors = ("invalid_fields", "field", "description")
-    # Only 503 says the create was refused before it was handled (RFC 9110 15.6.4);
-    # replicate-python never retries a POST at all (client.py RetryTransport). Any other 5xx
-    # is an unknown outcome: reconciled through the prediction list, never sent again.
-    post_retry_statuses = frozenset({503})
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
