@@ -345,8 +345,12 @@ def test_a_reply_lost_after_sending_fails_once_readably_and_refunds(
 ):
     server = sim if flavour == "openai" else air_sim
     server.faults.set(**fault, only=r"/v1/images/generations")
+    # OpenAI waits its SDK's 600 s cut to the model's timeout_seconds; AI Refinery its `timeout`.
     params = {"timeout": 1} if flavour == "airefinery" else None
     model = make_model(provider=flavour, remote_id="dall-e-2", params=params)
+    if flavour == "openai":
+        AIModel.objects.filter(pk=model.pk).update(timeout_seconds=1)
+        model.refresh_from_db()
     gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "512x512"})
     UsageEntry.objects.charge(gen)
     with django_capture_on_commit_callbacks(execute=True):  # a requeue would be sent here
