@@ -18,6 +18,7 @@ from PIL import Image
 from generator.admin import AIModelForm
 from generator.models import AIModel, Generation, UsageEntry
 from generator.providers import get_provider
+from generator.tasks import run_generation
 from tests.photo_flow import (
     assert_is_stored_copy,
     room_jpeg,
@@ -188,8 +189,6 @@ def photo_gen(owner, make_generation):
 
 
 def run(gen, capture) -> Generation:
-    from generator.tasks import run_generation
-
     with capture(execute=True):  # a requeue would be dispatched here
         run_generation(gen.pk)
     gen.refresh_from_db()
