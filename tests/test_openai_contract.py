@@ -108,7 +108,8 @@ def test_a_photo_edit_is_the_multipart_request_the_sdk_sends(owner, make_generat
     model = make_generation(owner).model
     model.provider, model.remote_id = "openai", "gpt-image-1"
     model.options = {**model.options, "input_image": True}
-    model.params = {"quality": "high", "background": "opaque"}
+    svg = {"model": "svg-author", "reasoning": {"effort": "low"}}  # nested: svg[reasoning][effort]
+    model.params = {"quality": "high", "background": "opaque", "stream": False, "svg": svg}
     model.save()
     gen = make_generation(owner, model=model, options={"size": "1024x1536"})
     gen.input_image.save("room.jpg", ContentFile(room_jpeg()), save=True)
@@ -122,6 +123,8 @@ def test_a_photo_edit_is_the_multipart_request_the_sdk_sends(owner, make_generat
         user=owner.public_id,
         quality="high",
         background="opaque",
+        stream=False,
+        svg=svg,
     )
     get_provider("openai").submit(gen)
     theirs, ours = recorder.received("POST")
@@ -133,6 +136,7 @@ def test_a_photo_edit_is_the_multipart_request_the_sdk_sends(owner, make_generat
     our_fields, our_files = parts(ours)
     assert our_fields == their_fields
     assert their_fields["user"] == owner.public_id and their_fields["size"] == "1024x1536"
+    assert their_fields["svg[reasoning][effort]"] == "low" and their_fields["stream"] == "false"
     assert our_files == their_files
     ((name, _filename, content_type, data),) = their_files
     assert (name, content_type, data) == ("image", "image/jpeg", photo.data)

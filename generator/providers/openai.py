@@ -93,13 +93,12 @@ class OpenAIStyleProvider(HttpProvider):
 
     def form(self, gen) -> dict[str, str]:
         """The edit request's text fields: the generation's fields as the SDK's multipart encoder
-        writes them (`openai/_qs.py`: True → "true", numbers as text), minus generation-only
-        ones."""
-        fields = {}
+        writes them (`openai/_qs.py`, brackets format: True → "true", numbers as text, an object
+        as `key[sub]` parts such as `svg[model]`), minus generation-only ones."""
+        fields: dict[str, str] = {}
         for key, value in self.body(gen).items():
-            if key in GENERATION_ONLY or value is None:
-                continue
-            fields[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            if key not in GENERATION_ONLY:
+                _add_form_field(fields, key, value)
         return fields
 
     def check_photo(self, gen, photo: InputPhoto) -> None:
@@ -164,6 +163,21 @@ class OpenAIStyleProvider(HttpProvider):
             if "credentials" in exc.message or exc.retryable:
                 raise
         return f"{self.label} is reachable and accepted the key."
+
+
+def _add_form_field(fields: dict[str, str], name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _add_form_field(fields, f"{name}[{key}]", item)
+    elif isinstance(value, list):
+        raise ProviderError(
+            f"The model's param {name!r} is a list, which an edit request's form cannot carry; "
+            "nothing was sent."
+        )
+    else:
+        fields[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 # Per-model rules of OpenAI's images API (openai/openai-openapi CreateImageRequest and
