@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from generator.models import AIModel, Generation
+from generator.models import AIModel, Generation, UsageEntry
 from generator.providers import get_provider
 from generator.tasks import run_generation
 from tests.simulators.openai import OpenAISimulator
@@ -83,6 +83,38 @@ def test_a_slow_reply_within_the_sdk_wait_still_completes(
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
     assert len(server.received("POST", "/v1/images/generations")) == 1
+
+
+@pytest.mark.parametrize("flavour", ["openai", "airefinery"])
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ({"hang": 1.5}, "did not answer within 1 s; it may still have run"),
+        ({"reset": True}, "broke after the request was sent"),
+    ],
+    ids=["read-timeout", "reset-after-send"],
+)
+def test_a_reply_lost_after_sending_fails_once_readably_and_refunds(
+    owner, sim, air_sim, make_generation, flavour, fault, words, django_capture_on_commit_callbacks
+):
+    # Money first (#13): a request that may have reached the provider is never sent again.
+    server = sim if flavour == "openai" else air_sim
+    server.faults.set(**fault, only=r"/v1/images/generations")
+    # OpenAI waits its SDK's 600 s cut to the model's timeout_seconds; AI Refinery its `timeout`.
+    params = {"timeout": 1} if flavour == "airefinery" else None
+    m = model(flavour, params=params, timeout_seconds=1 if flavour == "openai" else 600)
+    gen = make_generation(owner, model=m, status=S.QUEUED)
+    UsageEntry.objects.charge(gen)
+    with django_capture_on_commit_callbacks(execute=True):  # a requeue would be sent here
+        run_generation(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == S.FAILED, gen.error
+    assert words in gen.error and "not sent again so you are not charged twice" in gen.error
+    assert "use Retry" in gen.error
+    assert len(server.received("POST", "/images/generations")) == 1
+    assert gen.attempts == 1
+    assert gen.provider_state.get("outcome_unknown")
+    assert UsageEntry.objects.filter(generation=gen, kind=UsageEntry.Kind.REFUND).exists()
 
 
 def test_ai_refinery_sends_the_timeout_it_waits(owner, air_sim, make_generation):
