@@ -183,15 +183,15 @@ def _run(gen: Generation) -> None:
     except KeyError:
         gen.fail(f"The provider {gen.provider!r} is not available on this server.")
         return
-    problem = provider.photo_problem(gen.model) if gen.input_image else ""
-    if problem:
-        # A provider that would drop the photo never runs a text-only job shown as a redesign.
-        gen.fail(f"{problem} Nothing was sent to the provider.")
-        return
-    seconds = provider.submit_seconds(gen)
-    if seconds + LEASE_MARGIN > _lease():  # a long synchronous call outlives the usual lease
-        gen.renew_lease(int(seconds + LEASE_MARGIN))
     try:
+        problem = provider.photo_problem(gen.model) if gen.input_image else ""
+        if problem:
+            # A provider that would drop the photo never runs a text-only job as a redesign.
+            gen.fail(f"{problem} Nothing was sent to the provider.")
+            return
+        seconds = provider.submit_seconds(gen)
+        if seconds + LEASE_MARGIN > _lease():  # a long synchronous call outlives the lease
+            gen.renew_lease(int(seconds + LEASE_MARGIN))
         result = provider.submit(gen)
     except StorageError as exc:  # Easel could not read its own copy of the photo: not sent
         gen.fail(exc.message)

@@ -168,7 +168,7 @@ def test_an_unknown_model_is_a_final_404(sim, post, model):
 @pytest.mark.parametrize(
     "faults",
     [
-        {"status": 502, "times": 2},
+        {"status": 503, "times": 2},  # only 503 is a refusal before handling (RFC 9110)
         {"status": 429, "retry_after": "1", "times": 1},
     ],
     ids=["5xx", "429-retry-after"],

@@ -227,6 +227,10 @@ def _free_size_ok(size: str) -> bool:
 class OpenAIProvider(OpenAIStyleProvider):
     name = "openai"
     label = "OpenAI"
+    # OpenAI's error-codes guide answers 500 ("The server had an error while processing your
+    # request") and 503 ("The engine is currently overloaded") with "Retry your request after
+    # a brief wait" (platform.openai.com/docs/guides/error-codes); 502/504 it does not name.
+    post_retry_statuses = frozenset({500, 503})
     # The official SDK waits 10 minutes for a reply: `openai/_constants.py` DEFAULT_TIMEOUT =
     # Timeout(timeout=600, connect=5.0) (openai 3.51.0).
     sync_read_timeout = 600.0
