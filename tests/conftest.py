@@ -35,6 +35,9 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "scree
 
 _counter = itertools.count()
 
+# Shared simulator fixtures (test equipment).
+pytest_plugins = ["tests.openai_fixtures"]
+
 
 def require(condition: bool, reason: str) -> None:
     if condition:

@@ -26,32 +26,9 @@ from tests.photo_flow import (
     stored_photo,
     submit_room_photo,
 )
-from tests.simulators.openai import OpenAISimulator
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("openai_configured")]
 S = Generation.Status
-
-
-@pytest.fixture
-def sim():
-    with OpenAISimulator() as server:
-        yield server
-
-
-@pytest.fixture
-def air_sim():
-    with OpenAISimulator(flavour="airefinery", api_key="air-sim-key") as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def configured(settings, sim, air_sim):
-    settings.EASEL_PROVIDERS = {
-        **settings.EASEL_PROVIDERS,
-        "openai": {"api_key": sim.api_key, "base_url": sim.url},
-        "airefinery": {"api_key": air_sim.api_key, "base_url": air_sim.url},
-    }
-    settings.EASEL_PROVIDER_TIMEOUT = 1.0
 
 
 def run_photo(client, capture, model: AIModel, raw: bytes | None = None) -> Generation:
@@ -62,16 +39,16 @@ def run_photo(client, capture, model: AIModel, raw: bytes | None = None) -> Gene
 
 
 def test_a_room_photo_reaches_openai_edits_as_the_stored_copy_and_completes(
-    owner_client, owner, sim, django_capture_on_commit_callbacks
+    owner_client, owner, openai_sim, django_capture_on_commit_callbacks
 ):
     model = room_model("openai", "gpt-image-1", params={"quality": "high"})
     gen = run_photo(owner_client, django_capture_on_commit_callbacks, model)
     assert gen.status == S.COMPLETED, gen.error
-    assert sim.received("POST", "/v1/images/generations") == []
-    (call,) = sim.received("POST", "/v1/images/edits")
-    assert call.header("authorization") == f"Bearer {sim.api_key}"
+    assert openai_sim.received("POST", "/v1/images/generations") == []
+    (call,) = openai_sim.received("POST", "/v1/images/edits")
+    assert call.header("authorization") == f"Bearer {openai_sim.api_key}"
     assert call.header("content-type").startswith("multipart/form-data; boundary=")
-    (edit,) = sim.edits
+    (edit,) = openai_sim.edits
     assert edit["fields"] == {
         "prompt": gen.prompt,
         "model": "gpt-image-1",
@@ -90,21 +67,21 @@ def test_a_room_photo_reaches_openai_edits_as_the_stored_copy_and_completes(
 
 
 def test_dall_e_2_takes_a_square_png_through_edits_and_its_url_reply(
-    owner_client, sim, django_capture_on_commit_callbacks
+    owner_client, openai_sim, django_capture_on_commit_callbacks
 ):
     model = room_model("openai", "dall-e-2", params={"response_format": "url"})
     square = io.BytesIO()
     Image.new("RGBA", (48, 48), (10, 200, 10, 255)).save(square, format="PNG")
     gen = run_photo(owner_client, django_capture_on_commit_callbacks, model, square.getvalue())
     assert gen.status == S.COMPLETED, gen.error
-    ((_name, content_type, data),) = sim.edits[0]["files"]["image"]
+    ((_name, content_type, data),) = openai_sim.edits[0]["files"]["image"]
     assert data == stored_photo(gen) and content_type == "image/png"
-    assert sim.edits[0]["fields"]["response_format"] == "url"
-    assert gen.images.get().provider_url.startswith(sim.url + "/files/")
+    assert openai_sim.edits[0]["fields"]["response_format"] == "url"
+    assert gen.images.get().provider_url.startswith(openai_sim.url + "/files/")
 
 
 def test_dall_e_2_is_not_sent_a_photo_it_is_documented_to_refuse(
-    owner_client, sim, django_capture_on_commit_callbacks
+    owner_client, openai_sim, django_capture_on_commit_callbacks
 ):
     # "For dall-e-2 ... one image ... a square png file less than 4MB" (CreateImageEditRequest)
     gen = run_photo(
@@ -113,7 +90,7 @@ def test_dall_e_2_is_not_sent_a_photo_it_is_documented_to_refuse(
     assert gen.status == S.FAILED
     assert "dall-e-2 edits only take a square PNG" in gen.error and "32×64 JPEG" in gen.error
     assert "Nothing was sent to OpenAI" in gen.error
-    assert sim.received("POST") == []
+    assert openai_sim.received("POST") == []
     assert UsageEntry.objects.filter(generation=gen, kind=UsageEntry.Kind.REFUND).exists()
 
 
@@ -129,14 +106,20 @@ def test_dall_e_2_is_not_sent_a_photo_it_is_documented_to_refuse(
     ],
 )
 def test_a_model_that_cannot_edit_is_refused_and_never_sent_the_photo(
-    owner_client, sim, air_sim, django_capture_on_commit_callbacks, provider, remote_id, words
+    owner_client,
+    openai_sim,
+    air_sim,
+    django_capture_on_commit_callbacks,
+    provider,
+    remote_id,
+    words,
 ):
     gen = run_photo(
         owner_client, django_capture_on_commit_callbacks, room_model(provider, remote_id)
     )
     assert gen.status == S.FAILED
     assert words in gen.error and "Nothing was sent to the provider" in gen.error
-    assert sim.received("POST") == [] and air_sim.received("POST") == []
+    assert openai_sim.received("POST") == [] and air_sim.received("POST") == []
     kinds = sorted(UsageEntry.objects.filter(generation=gen).values_list("kind", flat=True))
     assert kinds == ["charge", "refund"]
 
@@ -196,41 +179,41 @@ def run(gen, capture) -> Generation:
 
 
 def test_an_edit_out_of_quota_is_final_and_says_so(
-    sim, photo_gen, django_capture_on_commit_callbacks
+    openai_sim, photo_gen, django_capture_on_commit_callbacks
 ):
-    sim.out_of_quota = True
+    openai_sim.out_of_quota = True
     gen = run(photo_gen(), django_capture_on_commit_callbacks)
     assert gen.status == S.FAILED
     assert "the provider account is out of credit" in gen.error
-    assert len(sim.received("POST", "/v1/images/edits")) == 1  # final: not retried
+    assert len(openai_sim.received("POST", "/v1/images/edits")) == 1  # final: not retried
     assert UsageEntry.objects.filter(generation=gen, kind=UsageEntry.Kind.REFUND).exists()
 
 
 def test_an_edit_refusal_and_an_unreadable_edit_reply_are_handled_as_for_generations(
-    sim, photo_gen, django_capture_on_commit_callbacks
+    openai_sim, photo_gen, django_capture_on_commit_callbacks
 ):
     refused = photo_gen(response_format="b64_json")  # GPT image models take no response_format
     refused = run(refused, django_capture_on_commit_callbacks)
     assert refused.status == S.FAILED
     assert "Unknown parameter: 'response_format'" in refused.error
     assert "field: response_format" in refused.error
-    assert len(sim.received("POST", "/v1/images/edits")) == 1 and sim.edits == []
+    assert len(openai_sim.received("POST", "/v1/images/edits")) == 1 and openai_sim.edits == []
     # A 200 means OpenAI made (and billed) the images: unreadable, it is final, never re-sent.
-    sim.faults.set(malformed_json=True, times=1, only=r"/v1/images/edits")
+    openai_sim.faults.set(malformed_json=True, times=1, only=r"/v1/images/edits")
     lost = run(photo_gen(), django_capture_on_commit_callbacks)
     assert lost.status == S.FAILED
     assert "OpenAI accepted the request" in lost.error and "not sent again" in lost.error
-    assert len(sim.received("POST", "/v1/images/edits")) == 2 and lost.attempts == 1
+    assert len(openai_sim.received("POST", "/v1/images/edits")) == 2 and lost.attempts == 1
 
 
 def test_an_edit_whose_reply_is_lost_fails_once_and_is_never_sent_again(
-    sim, photo_gen, django_capture_on_commit_callbacks
+    openai_sim, photo_gen, django_capture_on_commit_callbacks
 ):
-    sim.faults.set(hang=1.5, only=r"/v1/images/edits")
+    openai_sim.faults.set(hang=1.5, only=r"/v1/images/edits")
     gen = photo_gen()
     AIModel.objects.filter(pk=gen.model_id).update(timeout_seconds=1)
     gen = run(gen, django_capture_on_commit_callbacks)
     assert gen.status == S.FAILED, gen.error
     assert "OpenAI did not answer within 1 s; it may still have run" in gen.error
-    assert len(sim.received("POST", "/v1/images/edits")) == 1
+    assert len(openai_sim.received("POST", "/v1/images/edits")) == 1
     assert UsageEntry.objects.filter(generation=gen, kind=UsageEntry.Kind.REFUND).exists()

@@ -10,32 +10,9 @@ import pytest
 from generator.models import AIModel, Generation, UsageEntry
 from generator.providers import get_provider
 from generator.tasks import run_generation
-from tests.simulators.openai import OpenAISimulator
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("openai_configured")]
 S = Generation.Status
-
-
-@pytest.fixture
-def sim():
-    with OpenAISimulator() as server:
-        yield server
-
-
-@pytest.fixture
-def air_sim():
-    with OpenAISimulator(flavour="airefinery", api_key="air-sim-key") as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def configured(settings, sim, air_sim):
-    settings.EASEL_PROVIDERS = {
-        **settings.EASEL_PROVIDERS,
-        "openai": {"api_key": sim.api_key, "base_url": sim.url},
-        "airefinery": {"api_key": air_sim.api_key, "base_url": air_sim.url},
-    }
-    settings.EASEL_PROVIDER_TIMEOUT = 1.0  # the poll timeout; a synchronous submit waits longer
 
 
 def model(provider="openai", remote_id="dall-e-2", params=None, timeout_seconds=600, **options):
@@ -71,10 +48,10 @@ def test_each_submit_waits_as_long_as_its_sdk_cut_to_the_models_timeout(owner, m
 
 @pytest.mark.parametrize("flavour", ["openai", "airefinery"])
 def test_a_slow_reply_within_the_sdk_wait_still_completes(
-    owner, sim, air_sim, make_generation, flavour
+    owner, openai_sim, air_sim, make_generation, flavour
 ):
     # The reply takes longer than EASEL_PROVIDER_TIMEOUT (1 s) but well under the SDK's wait.
-    server = sim if flavour == "openai" else air_sim
+    server = openai_sim if flavour == "openai" else air_sim
     server.faults.latency = 1.5  # on every request: the reply must come as b64_json, no URL
     remote_id = "gpt-image-1" if flavour == "openai" else "black-forest-labs/FLUX.1-schnell"
     m = model(flavour, remote_id, sizes=["1024x1024"])
@@ -95,10 +72,17 @@ def test_a_slow_reply_within_the_sdk_wait_still_completes(
     ids=["read-timeout", "reset-after-send"],
 )
 def test_a_reply_lost_after_sending_fails_once_readably_and_refunds(
-    owner, sim, air_sim, make_generation, flavour, fault, words, django_capture_on_commit_callbacks
+    owner,
+    openai_sim,
+    air_sim,
+    make_generation,
+    flavour,
+    fault,
+    words,
+    django_capture_on_commit_callbacks,
 ):
     # Money first (#13): a request that may have reached the provider is never sent again.
-    server = sim if flavour == "openai" else air_sim
+    server = openai_sim if flavour == "openai" else air_sim
     server.faults.set(**fault, only=r"/v1/images/generations")
     # OpenAI waits its SDK's 600 s cut to the model's timeout_seconds; AI Refinery its `timeout`.
     params = {"timeout": 1} if flavour == "airefinery" else None
@@ -188,8 +172,8 @@ def post(server, path="/v1/images/generations", key=None, **body):
         ({"model": "dall-e-3", "style": "natural", "quality": "hd"}, 200, None, None),
     ],
 )
-def test_the_openai_simulator_refuses_what_openai_refuses(sim, body, status, param, code):
-    response = post(sim, prompt="a lighthouse", **body)
+def test_the_openai_simulator_refuses_what_openai_refuses(openai_sim, body, status, param, code):
+    response = post(openai_sim, prompt="a lighthouse", **body)
     assert response.status_code == status, response.text
     if status == 200:
         assert response.json()["data"]
@@ -199,7 +183,7 @@ def test_the_openai_simulator_refuses_what_openai_refuses(sim, body, status, par
     assert error["param"] == param
     if code:
         assert error["code"] == code
-    assert sim.submissions == 0
+    assert openai_sim.submissions == 0
 
 
 def test_the_ai_refinery_simulator_takes_its_sdks_body_and_header(air_sim):
@@ -216,7 +200,7 @@ def test_the_ai_refinery_simulator_takes_its_sdks_body_and_header(air_sim):
     assert post(air_sim, key="wrong", prompt="p").status_code == 401
 
 
-def test_the_openai_simulator_has_no_list_or_get_routes(sim):
-    auth = {"Authorization": f"Bearer {sim.api_key}"}
+def test_the_openai_simulator_has_no_list_or_get_routes(openai_sim):
+    auth = {"Authorization": f"Bearer {openai_sim.api_key}"}
     for path in ("/v1/images/generations", "/v1/images/generations/abc", "/v1/images"):
-        assert httpx.get(sim.url + path, headers=auth, timeout=5).status_code == 404
+        assert httpx.get(openai_sim.url + path, headers=auth, timeout=5).status_code == 404

@@ -13,34 +13,10 @@ from generator.models import AIModel, Generation
 from generator.providers import get_provider
 from generator.providers.base import ProviderError
 from generator.tasks import run_generation
-from tests.simulators.openai import OpenAISimulator
 
 pytestmark = pytest.mark.django_db
 
 S = Generation.Status
-
-
-@pytest.fixture
-def sim():
-    with OpenAISimulator() as server:
-        yield server
-
-
-@pytest.fixture
-def air_sim():
-    with OpenAISimulator(flavour="airefinery", api_key="air-sim-key") as server:
-        yield server
-
-
-@pytest.fixture
-def configured(settings, sim, air_sim):
-    settings.EASEL_PROVIDERS = {
-        **settings.EASEL_PROVIDERS,
-        "openai": {"api_key": sim.api_key, "base_url": sim.url},
-        "airefinery": {"api_key": air_sim.api_key, "base_url": air_sim.url},
-    }
-    settings.EASEL_PROVIDER_TIMEOUT = 1.0
-    return settings
 
 
 def make_model(slug="dalle", provider="openai", remote_id="dall-e-2", params=None, **options):
@@ -84,16 +60,16 @@ def assert_in_gallery_from_own_storage(client, gen, provider_host: str) -> None:
 
 
 def test_an_openai_generation_from_the_form_completes_and_is_in_the_gallery(
-    owner_client, owner, configured, sim, django_capture_on_commit_callbacks
+    owner_client, owner, openai_configured, openai_sim, django_capture_on_commit_callbacks
 ):
     make_model(params={"response_format": "url"})
     gen = post_form(owner_client, django_capture_on_commit_callbacks, model="dalle", n=2)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
     assert gen.images.count() == 2
-    assert all(i.provider_url.startswith(sim.url + "/files/") for i in gen.images.all())
-    (call,) = sim.received("POST", "/v1/images/generations")
-    assert call.header("authorization") == f"Bearer {sim.api_key}"
+    assert all(i.provider_url.startswith(openai_sim.url + "/files/") for i in gen.images.all())
+    (call,) = openai_sim.received("POST", "/v1/images/generations")
+    assert call.header("authorization") == f"Bearer {openai_sim.api_key}"
     assert call.json == {
         "prompt": "a lighthouse at dusk",
         "model": "dall-e-2",
@@ -102,10 +78,12 @@ def test_an_openai_generation_from_the_form_completes_and_is_in_the_gallery(
         "user": owner.public_id,
         "response_format": "url",
     }
-    assert_in_gallery_from_own_storage(owner_client, gen, sim.url)
+    assert_in_gallery_from_own_storage(owner_client, gen, openai_sim.url)
 
 
-def test_b64_json_outputs_are_decoded_into_storage(owner, configured, sim, make_generation):
+def test_b64_json_outputs_are_decoded_into_storage(
+    owner, openai_configured, openai_sim, make_generation
+):
     model = make_model(slug="gpt", remote_id="gpt-image-1", sizes=["1024x1024"])
     gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "1024x1024"})
     run_generation(gen.pk)
@@ -116,7 +94,7 @@ def test_b64_json_outputs_are_decoded_into_storage(owner, configured, sim, make_
 
 
 def test_ai_refinery_gets_its_quirks_and_the_user_tag(
-    owner_client, owner, configured, air_sim, django_capture_on_commit_callbacks
+    owner_client, owner, openai_configured, air_sim, django_capture_on_commit_callbacks
 ):
     make_model(
         slug="flux",
@@ -137,21 +115,23 @@ def test_ai_refinery_gets_its_quirks_and_the_user_tag(
 
 
 def test_any_compatible_base_url_works_including_one_ending_in_v1(
-    owner, settings, sim, make_generation
+    owner, settings, openai_sim, make_generation
 ):
     settings.EASEL_PROVIDERS = {
         **settings.EASEL_PROVIDERS,
-        "openai": {"api_key": sim.api_key, "base_url": sim.url + "/v1/"},
+        "openai": {"api_key": openai_sim.api_key, "base_url": openai_sim.url + "/v1/"},
     }
     model = make_model()
     gen = make_generation(owner, model=model, status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
-    assert len(sim.received("POST", r"^/v1/images/generations$")) == 1
+    assert len(openai_sim.received("POST", r"^/v1/images/generations$")) == 1
 
 
-def test_a_content_policy_refusal_is_final_and_reads_well(owner, configured, sim, make_generation):
+def test_a_content_policy_refusal_is_final_and_reads_well(
+    owner, openai_configured, openai_sim, make_generation
+):
     gen = make_generation(
         owner,
         model=make_model(),
@@ -163,10 +143,12 @@ def test_a_content_policy_refusal_is_final_and_reads_well(owner, configured, sim
     gen.refresh_from_db()
     assert gen.status == S.FAILED
     assert "content policy" in gen.error and "safety system" in gen.error
-    assert sim.submissions == 0 and len(sim.received("POST")) == 1  # not retried
+    assert openai_sim.submissions == 0 and len(openai_sim.received("POST")) == 1  # not retried
 
 
-def test_a_model_specific_refusal_names_the_field(owner, configured, sim, make_generation):
+def test_a_model_specific_refusal_names_the_field(
+    owner, openai_configured, openai_sim, make_generation
+):
     model = make_model(slug="d3", remote_id="dall-e-3", sizes=["1024x1024"])
     gen = make_generation(
         owner, model=model, status=S.QUEUED, num_images=2, options={"size": "1024x1024"}
@@ -177,7 +159,9 @@ def test_a_model_specific_refusal_names_the_field(owner, configured, sim, make_g
     assert "n=1" in gen.error and "field: n" in gen.error
 
 
-def test_ai_refinery_plain_error_bodies_are_shown(owner, configured, air_sim, make_generation):
+def test_ai_refinery_plain_error_bodies_are_shown(
+    owner, openai_configured, air_sim, make_generation
+):
     model = make_model(slug="flux", provider="airefinery", remote_id="flux")
     gen = make_generation(
         owner, model=model, status=S.QUEUED, prompt="forbidden thing", options={"size": "512x512"}
@@ -187,10 +171,10 @@ def test_ai_refinery_plain_error_bodies_are_shown(owner, configured, air_sim, ma
     assert gen.status == S.FAILED and "safety system" in gen.error
 
 
-def test_a_wrong_key_fails_without_showing_the_key(owner, settings, sim, make_generation):
+def test_a_wrong_key_fails_without_showing_the_key(owner, settings, openai_sim, make_generation):
     settings.EASEL_PROVIDERS = {
         **settings.EASEL_PROVIDERS,
-        "openai": {"api_key": "sk-wrong-secret", "base_url": sim.url},
+        "openai": {"api_key": "sk-wrong-secret", "base_url": openai_sim.url},
     }
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)
@@ -223,38 +207,43 @@ def test_an_unconfigured_provider_fails_with_a_reason(owner, settings, make_gene
     ids=["500-once", "503-twice", "429"],
 )
 def test_a_transient_fault_is_retried_until_completed(
-    owner, configured, sim, make_generation, fault, django_capture_on_commit_callbacks
+    owner, openai_configured, openai_sim, make_generation, fault, django_capture_on_commit_callbacks
 ):
-    sim.faults.set(**fault)
-    sim.faults.only = r"/v1/images/generations"
+    openai_sim.faults.set(**fault)
+    openai_sim.faults.only = r"/v1/images/generations"
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     with django_capture_on_commit_callbacks(execute=True):  # each retry is sent after commit
         run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.COMPLETED, gen.error
-    assert gen.attempts == len(sim.received("POST")) > 1
+    assert gen.attempts == len(openai_sim.received("POST")) > 1
 
 
 def test_an_accepted_submit_whose_reply_cannot_be_read_is_final_and_never_sent_again(
-    owner, configured, sim, make_generation
+    owner, openai_configured, openai_sim, make_generation
 ):
     # A 200 means OpenAI made (and billed) the images; a second POST would charge again. Only
     # the first reply is broken, so a re-send would show as a completed generation.
-    sim.faults.set(malformed_json=True, times=1, only=r"/v1/images/generations")
+    openai_sim.faults.set(malformed_json=True, times=1, only=r"/v1/images/generations")
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     run_generation(gen.pk)
     gen.refresh_from_db()
     assert gen.status == S.FAILED
     assert "OpenAI accepted the request" in gen.error and "not sent again" in gen.error
-    assert len(sim.received("POST", "/v1/images/generations")) == 1
+    assert len(openai_sim.received("POST", "/v1/images/generations")) == 1
     assert gen.attempts == 1
 
 
 def test_a_fault_that_never_clears_fails_with_a_reason(
-    owner, configured, sim, make_generation, settings, django_capture_on_commit_callbacks
+    owner,
+    openai_configured,
+    openai_sim,
+    make_generation,
+    settings,
+    django_capture_on_commit_callbacks,
 ):
     settings.EASEL_MAX_TRANSIENT_RETRIES = 3
-    sim.faults.status = 500
+    openai_sim.faults.status = 500
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     with django_capture_on_commit_callbacks(execute=True):
         run_generation(gen.pk)
@@ -264,9 +253,9 @@ def test_a_fault_that_never_clears_fails_with_a_reason(
 
 
 def test_a_429_is_retried_after_the_time_the_provider_asks(
-    owner, configured, sim, make_generation, django_capture_on_commit_callbacks
+    owner, openai_configured, openai_sim, make_generation, django_capture_on_commit_callbacks
 ):
-    sim.faults.status, sim.faults.retry_after, sim.faults.times = 429, "7", 1
+    openai_sim.faults.status, openai_sim.faults.retry_after, openai_sim.faults.times = 429, "7", 1
     gen = make_generation(owner, model=make_model(), status=S.QUEUED, options={"size": "512x512"})
     with (
         mock.patch.object(run_generation, "apply_async") as again,
@@ -281,8 +270,10 @@ def test_a_429_is_retried_after_the_time_the_provider_asks(
     assert gen.status == S.COMPLETED
 
 
-def test_an_expired_output_url_fails_with_a_reason(owner, configured, sim, make_generation):
-    sim.url_ttl = -1  # every URL is already past its expiry when fetched
+def test_an_expired_output_url_fails_with_a_reason(
+    owner, openai_configured, openai_sim, make_generation
+):
+    openai_sim.url_ttl = -1  # every URL is already past its expiry when fetched
     gen = make_generation(
         owner,
         model=make_model(params={"response_format": "url"}),
@@ -324,7 +315,7 @@ def test_the_provider_unit_maps_request_and_response_at_the_transport(
 
 
 def test_a_connect_failure_proves_nothing_was_sent_and_is_retried(
-    owner, configured, settings, make_generation, django_capture_on_commit_callbacks
+    owner, openai_configured, settings, make_generation, django_capture_on_commit_callbacks
 ):
     # Nothing listens on this port: connect refused, so the request never left.
     settings.EASEL_PROVIDERS = {
@@ -343,7 +334,7 @@ def test_a_connect_failure_proves_nothing_was_sent_and_is_retried(
 
 
 def test_a_429_for_insufficient_quota_is_final_and_says_the_account_is_out_of_credit(
-    owner, configured, make_generation, settings
+    owner, openai_configured, make_generation, settings
 ):
     import httpx
 
