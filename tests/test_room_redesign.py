@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -165,3 +167,17 @@ def test_a_double_clicked_upload_keeps_one_photo(
 
 def upload():
     return SimpleUploadedFile("room.jpg", room_jpeg(), "image/jpeg")
+
+
+def test_the_readmes_controlnet_command_makes_a_working_replicate_room_model(db):
+    """README's one command for Room redesign on Replicate's ControlNet runs as printed."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("**Room redesign on a real provider.**", 1)[1]
+    command = block.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    args = shlex.split(command)
+    assert args[:3] == [".venv/bin/python", "manage.py", "addmodel"]
+    call_command(*args[2:])
+    model = AIModel.objects.get(slug="room-controlnet")
+    assert model.provider == "replicate" and model.accepts_input_image
+    assert model.template_choices == {"theme": THEMES, "room": ROOMS}
+    assert model.params["outputs"] == [1] and "a_prompt" in model.params["input"]
