@@ -22,7 +22,7 @@ from generator import limits
 from generator.models import AIModel, Generation, UsageEntry
 from generator.models.validation import settings_errors
 from generator.storage import delete_files
-from generator.tasks import cancel_at_provider, enqueue, has_room, release
+from generator.tasks import cancel_at_provider, enqueue, has_room, in_flight, release
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,15 @@ def submit(
             # Where a limit applies this locks the user's row, so concurrent submissions are
             # checked and charged one by one.
             limits.lock_and_check(user, model, gen.num_images, enforce=enforce_limits)
-            sent = has_room(user.pk)
+            busy = in_flight(user.pk)
+            sent = has_room(busy)
             if not sent:  # the fair queue: it waits in Easel until one of theirs ends
                 gen.dispatched_at, gen.dispatches = None, 0
             # A repeated key (a double-click) fails the unique constraint: no look-up first.
             gen.save()
             UsageEntry.objects.charge(gen)
             if sent:
-                enqueue(gen, stamped=True)
+                enqueue(gen, stamped=True, first=busy == 0)
     except limits.LimitExceeded:
         # The first click may have used the last image: the second still gets its generation.
         existing = _existing(user, key)

@@ -46,12 +46,24 @@ class AIModelForm(forms.ModelForm):
 @admin.register(AIModel)
 class AIModelAdmin(admin.ModelAdmin):
     form = AIModelForm
-    list_display = ("name", "slug", "provider", "remote_id", "enabled", "position")
+    list_display = ("name", "slug", "provider", "remote_id", "enabled", "position", "runs")
     list_editable = ("enabled", "position")
+    readonly_fields = ("runs",)
     list_filter = ("enabled", "provider")
     search_fields = ("name", "slug", "remote_id")
     prepopulated_fields = {"slug": ("name",)}
     actions = ("enable", "disable", "check_connection")
+
+    @admin.display(description="How it runs")
+    def runs(self, model: AIModel) -> str:
+        """The provider's mode for this model (sync or polled, webhooks or not), as saved."""
+        try:
+            provider = get_provider(model.provider)
+        except KeyError:
+            return "No such provider on this server."
+        line = provider.mode(model) if model.pk else ""
+        problem = provider.photo_problem(model) if model.accepts_input_image else ""
+        return f"{line} Photo: {problem}" if problem else line
 
     @admin.action(description="Enable selected models")
     def enable(self, request, queryset):

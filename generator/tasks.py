@@ -77,23 +77,28 @@ def _schedule_check(gen: Generation, countdown: float, step: int = 0) -> None:
     check_generation.apply_async((gen.pk, step), countdown=countdown, priority=gen.priority)
 
 
-def enqueue(gen: Generation, *, countdown: float | None = None, stamped: bool = False) -> bool:
+def enqueue(
+    gen: Generation, *, countdown: float | None = None, stamped: bool = False, first: bool = False
+) -> bool:
     """Send the generation to the queue; inside a transaction, once it commits (so a worker
     never sees a row, or a row without its photo, that is not there yet). A broker that is down
     is not an error for the user: the row stays `queued` and the reaper sends it later.
 
     `stamped`: the row was saved with dispatched_at/dispatches already set (a new submission),
-    so only a failed send writes, to put them back. Returns whether it was sent (always True
-    when deferred to the commit)."""
+    so only a failed send writes, to put them back. `first`: the user has nothing else in
+    flight, so it goes one step ahead within its priority tier (least-running first: it
+    overtakes another user's backlog, never a higher tier). Returns whether it was sent (always
+    True when deferred to the commit)."""
+    priority = max(0, gen.priority - 1) if first else gen.priority
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _send(gen, countdown, stamped))
+        transaction.on_commit(lambda: _send(gen, countdown, stamped, priority))
         return True
-    return _send(gen, countdown, stamped)
+    return _send(gen, countdown, stamped, priority)
 
 
-def _send(gen: Generation, countdown: float | None, stamped: bool) -> bool:
+def _send(gen: Generation, countdown: float | None, stamped: bool, priority: int) -> bool:
     try:
-        run_generation.apply_async((gen.pk,), countdown=countdown, priority=gen.priority)
+        run_generation.apply_async((gen.pk,), countdown=countdown, priority=priority)
     except Exception as exc:  # kombu raises several types when the broker is unreachable
         logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc)
         if stamped:
@@ -104,18 +109,24 @@ def _send(gen: Generation, countdown: float | None, stamped: bool) -> bool:
     return True
 
 
-def has_room(user_id: int) -> bool:
-    """Whether another of the user's generations may go to the task queue now: fewer than
-    EASEL_USER_CONCURRENCY of theirs are in flight (0 = no cap). One indexed COUNT and no
-    lock, so a submission without limits still locks nothing: two of one user's submissions
-    at the same instant may both pass for the last place (the cap is exceeded by at most the
-    requests in progress at once), while release() is exact (it locks the user's row)."""
-    cap = settings.EASEL_USER_CONCURRENCY
-    return not cap or Generation.objects.in_flight(user_id).count() < cap
+def in_flight(user_id: int) -> int | None:
+    """How many of the user's generations are in the task queue or running, or None when the
+    fair queue is off (EASEL_USER_CONCURRENCY = 0: plain FIFO, nothing to count). One indexed
+    COUNT and no lock, so a submission without limits still locks nothing: two of one user's
+    submissions at the same instant may both take the last place (the cap is exceeded by at
+    most the requests in progress at once), while release() is exact (it locks the user)."""
+    if not settings.EASEL_USER_CONCURRENCY:
+        return None
+    return Generation.objects.in_flight(user_id).count()
+
+
+def has_room(count: int | None) -> bool:
+    """Whether a user with `count` (in_flight()) in flight may send another now."""
+    return count is None or count < settings.EASEL_USER_CONCURRENCY
 
 
 def release(user_id: int) -> int:
-    """The fair queue: send the user's waiting generations (highest priority, then oldest
+    """The fair queue: send the user's waiting generations (highest priority tier, then oldest
     first) to the task queue while fewer than the cap are in flight. Called whenever one of
     their generations ends, and by the reaper. One user's hundred submissions so hold at most
     EASEL_USER_CONCURRENCY places in the task queue, and another user's generation waits
@@ -123,15 +134,16 @@ def release(user_id: int) -> int:
     cap = settings.EASEL_USER_CONCURRENCY
     with transaction.atomic():
         Generation.lock_owner(user_id)
-        room = cap - Generation.objects.in_flight(user_id).count() if cap else 500
+        busy = Generation.objects.in_flight(user_id).count()
+        room = cap - busy if cap else 500
         if room <= 0:
             return 0
         rows = list(
-            Generation.objects.waiting(user_id).order_by("-priority", "created_at", "id")[:room]
+            Generation.objects.waiting(user_id).order_by("priority", "created_at", "id")[:room]
         )
         sent = Generation.mark_dispatched(rows)
-        for gen in sent:
-            enqueue(gen, stamped=True)
+        for index, gen in enumerate(sent):
+            enqueue(gen, stamped=True, first=bool(cap) and busy == 0 and index == 0)
     return len(sent)
 
 

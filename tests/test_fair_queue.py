@@ -62,10 +62,29 @@ def test_a_cancel_frees_the_place_and_priority_goes_first(
     )
     with django_capture_on_commit_callbacks(execute=True):
         first, older, newer = submit_n(owner, local_model, 3)
-    Generation.objects.filter(pk=newer.pk).update(priority=9)  # e.g. staff raised it
+    Generation.objects.filter(pk=newer.pk).update(priority=2)  # the high tier (0 goes first)
     with django_capture_on_commit_callbacks(execute=True):
         assert actions.cancel(Generation.objects.get(pk=first.pk), "Stopped.")
     assert calls == [first.pk, newer.pk]
+
+
+@pytest.mark.django_db
+def test_a_user_with_nothing_in_flight_goes_one_step_ahead_within_the_tier(
+    owner, stranger, local_model, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Least-running first: the first of a user's generations is sent one priority step ahead
+    (Redis serves 0 first), so it overtakes another user's backlog but never a higher tier."""
+    settings.EASEL_USER_CONCURRENCY = 4
+    sent_with = []
+    monkeypatch.setattr(
+        "generator.tasks.run_generation.apply_async",
+        lambda args, **kw: sent_with.append(kw["priority"]),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_n(owner, local_model, 3)
+        submit_n(stranger, local_model, 1)
+    medium = owner.celery_priority
+    assert sent_with == [medium - 1, medium, medium, stranger.celery_priority - 1]
 
 
 @pytest.mark.django_db

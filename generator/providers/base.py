@@ -135,6 +135,11 @@ class Provider:
         to a provider that would drop it (it fails with this reason, refunded)."""
         return f"{self.label} cannot take an input photo: its API has no image input."
 
+    def mode(self, model) -> str:
+        """How a generation of `model` runs here, in a line for staff (the admin's model pages
+        show it): synchronous or polled, webhooks or not, and how long a reply is awaited."""
+        return ""
+
     def submit_seconds(self, gen: Generation) -> float:
         """The longest submit() may wait for the provider's reply; the worker's lease is
         stretched to cover it, so the reaper never takes a call still in progress for a dead
@@ -209,6 +214,17 @@ class HttpProvider(Provider):
         if self.sync_read_timeout is None:
             return super().submit_seconds(gen)
         return float(min(self.sync_read_timeout, gen.model.timeout_seconds))
+
+    def mode(self, model) -> str:
+        if self.sync_read_timeout is not None:
+            seconds = min(self.sync_read_timeout, model.timeout_seconds)
+            return f"Synchronous: one request, its reply awaited up to {seconds:g} s."
+        line = "Asynchronous: submitted once, then polled with backoff"
+        if not self.supports_webhooks:
+            return line + "."
+        if self.webhook_url():
+            return line + f"; webhooks to {self.webhook_url()} make the poll run at once."
+        return line + "; no webhooks (PUBLIC_BASE_URL is not a public https address)."
 
     def submit_timeout(self, gen: Generation) -> httpx.Timeout:
         """The timeout for the submit request: a long read, a short connect."""

@@ -142,6 +142,9 @@ class LocalProvider(Provider):
     def photo_problem(self, model) -> str:
         return ""  # restyle() works from the photo itself
 
+    def mode(self, model) -> str:
+        return "Offline: rendered by the worker on this server; no AI service is called."
+
     def delay(self, gen) -> float:
         return float(gen.model.params.get("delay", settings.EASEL_LOCAL_PROVIDER_DELAY))
 

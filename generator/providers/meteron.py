@@ -1,22 +1,13 @@
 """Meteron (app.meteron.ai): a metering/queueing proxy in front of the model servers you register.
 
-Protocol (../shared/providers/PROTOCOLS.md §1 and its Corrections; docs/providers/meteron.md):
-- POST /api/images/generations, `Authorization: Bearer KEY`, `X-Model` (AIModel.remote_id),
-  `X-User` (the tag Easel recorded in gen.tag_sent), `X-Async` and optional `X-Priority`.
-- Sync is the default (`X-Async: "false"`): Meteron holds the request until the model server is
-  done and answers with the finished generation, `outputImages[…].url` — as seed 000, the
-  python-example `generate.py` and RoomFix `pages/api/generate.ts` all do. Neither example sets a
-  client timeout, so Easel waits `sync_read_timeout` = 600 s (cut to the model's timeout).
-- Async (`params["async"] = true`) is an opt-in resting on the 2023 SDK (`meteron` 0.1.4, old
-  `meteron.ai/v1` API): a `pending` reply, then polling the listing. Unverified on today's API.
-- The body is opaque to Meteron and forwarded to the model's server: `params["body"]` (a template)
-  merged with the generation's fields, nested under `params["body_key"]` when set. A string value
-  "{image_url}" anywhere in the template is replaced by the photo's presigned URL.
-- `params["output_images"]` (e.g. [1]) says which `outputImages[]` entries are results: RoomFix's
-  ControlNet model answers [control map, result] and reads entry 1.
-- After a lost sync reply (OutcomeUnknown), `reconcile` finds the generation in the listing by
-  user and model, dated by its id (a ULID; see `id_time`); an ambiguous match is never guessed.
-- An exceeded per-user limit (undocumented): a 429/402/403 mentioning a limit → LimitReached."""
+Protocol: ../shared/providers/PROTOCOLS.md §1 and its Corrections; the whole behaviour, with
+sources, in docs/providers/meteron.md. In short: POST /api/images/generations with `X-Model`,
+`X-User`, `X-Async` and optional `X-Priority`; sync (`X-Async: "false"`, the images in the reply,
+awaited up to 600 s) is the default as in every current example, async (`params["async"]`) an
+opt-in resting on the 2023 SDK; `params["body"]` is the body template ("{image_url}" in it
+becomes the photo's presigned URL), `params["output_images"]` picks the result entries; a lost
+sync reply is reconciled from the listing by the id's ULID time, never guessed; a 429/402/403
+naming a limit is LimitReached."""
 
 from __future__ import annotations
 
@@ -236,6 +227,11 @@ class MeteronProvider(HttpProvider):
 
     def is_async(self, gen: Generation) -> bool:
         return (gen.model.params or {}).get("async") is True
+
+    def mode(self, model) -> str:
+        if (model.params or {}).get("async") is True:
+            return f"Asynchronous, polling the listing: {ASYNC_NOTE}."
+        return super().mode(model)
 
     def submit_seconds(self, gen: Generation) -> float:
         if self.is_async(gen):  # the reply comes at once; no long read, no stretched lease

@@ -4,12 +4,10 @@
 `POST /v1/models/{owner}/{name}/predictions` for an "owner/name" model id) answers 201 with a
 prediction; Easel polls `GET /v1/predictions/{id}` with backoff, and Replicate's signed
 "completed" webhook (Standard Webhooks HMAC-SHA256) makes the same check run at once.
-`params.wait` adds `Prefer: wait[=n]`. The input photo goes into the model input
-`params.image_input` ("image"): a presigned URL on S3; on local disk a data URI up to 256 kB,
-else a file uploaded through `POST /v1/files` whose `urls.get` the prediction gets. No user
-field: the tag stays in Easel's records. References: Replicate's OpenAPI spec (vendored by
-tryAGI/Replicate `src/libs/Replicate/openapi.json`), replicate-python, standardwebhooks 1.1.0.
-"""
+`params.wait` adds `Prefer: wait[=n]`. The photo goes into `params.image_input` ("image"): a
+presigned URL on S3, else a data URI up to 256 kB or an upload through `POST /v1/files`. No user
+field: the tag stays in Easel's records. References: Replicate's OpenAPI spec (tryAGI/Replicate
+`src/libs/Replicate/openapi.json`), replicate-python, standardwebhooks 1.1.0."""
 
 from __future__ import annotations
 
@@ -160,6 +158,13 @@ class ReplicateProvider(HttpProvider):
         base = float(settings.EASEL_PROVIDER_TIMEOUT)
         header = prefer_wait((gen.model.params or {}).get("wait"))
         return max(base, wait_seconds(header) + WAIT_MARGIN) if header else base
+
+    def mode(self, model) -> str:
+        header = prefer_wait((model.params or {}).get("wait"))
+        line = super().mode(model)
+        return (
+            f"{line} With Prefer: {header}, a quick job answers in the reply." if header else line
+        )
 
     # --- submit ------------------------------------------------------------------------
 
