@@ -25,12 +25,11 @@ class AIModelForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        for field, notes in model_json_errors(self.instance_with(data)).items():
-            for message in notes:
-                self.add_error(field if field in self.fields else None, message)
-        if not self.errors and data.get("provider"):
-            provider = get_provider(data["provider"])
-            for message in provider.model_errors(self.instance_with(data)):
+        # The JSON schema is AIModel.clean's (run by the form after this); the provider's own
+        # rules only make sense on JSON that follows it.
+        candidate = self.instance_with(data)
+        if not self.errors and data.get("provider") and not model_json_errors(candidate):
+            for message in get_provider(data["provider"]).model_errors(candidate):
                 self.add_error(None, message)
         return data
 

@@ -20,8 +20,10 @@ from generator.models import OutputImage
 
 logger = logging.getLogger(__name__)
 
-# Every object Easel writes lives under this prefix (see generator.models.output_upload_to).
+# Every object Easel writes lives under one of these prefixes: output images and thumbnails
+# (generator.models.output_upload_to) and uploaded input photos (Generation.input_image).
 PREFIX = "generations/"
+INPUTS_PREFIX = "inputs/"
 
 
 def delete_files(names: list[str]) -> int:

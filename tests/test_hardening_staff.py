@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from generator.admin import AIModelForm
@@ -99,3 +100,14 @@ def test_staff_without_permissions_cannot_open_the_console_pages(bare_staff_clie
 def test_a_superuser_still_opens_the_console_pages(client, staff, path):
     client.force_login(staff)
     assert client.get(path).status_code == 200
+
+
+@pytest.mark.django_db
+def test_full_clean_refuses_json_that_breaks_the_schema_wherever_it_is_called(local_model):
+    """Not only the admin's form and addmodel: any full_clean() (a shell, a data migration)."""
+    local_model.options = {**local_model.options, "max_images": "lots"}
+    with pytest.raises(ValidationError) as info:
+        local_model.full_clean()
+    assert info.value.message_dict["options"] == [
+        '"max_images" must be a whole number from 1 to 100.'
+    ]

@@ -7,6 +7,7 @@ in its own proportions. `addmodel` makes the same kind of model from the command
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shlex
@@ -14,6 +15,7 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -181,3 +183,16 @@ def test_the_readmes_controlnet_command_makes_a_working_replicate_room_model(db)
     assert model.provider == "replicate" and model.accepts_input_image
     assert model.template_choices == {"theme": THEMES, "room": ROOMS}
     assert model.params["outputs"] == [1] and "a_prompt" in model.params["input"]
+
+
+def test_maintenance_removes_an_orphaned_input_photo_and_keeps_a_used_one(
+    room, owner_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        gen = submit_room_photo(owner_client, room.slug)
+    orphan = default_storage.save("inputs/left-behind.jpg", ContentFile(room_jpeg()))
+    out = io.StringIO()
+    call_command("storage_maintenance", "--min-age", "0", "--skip-thumbnails", stdout=out)
+    assert f"orphan: {orphan}" in out.getvalue()
+    assert not default_storage.exists(orphan)
+    assert default_storage.exists(gen.input_image.name)

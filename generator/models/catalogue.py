@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from generator.models.validation import model_json_errors
 
 
 class AIModelQuerySet(models.QuerySet):
@@ -83,6 +86,13 @@ class AIModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The JSON fields follow their schema (generator.models.validation), wherever a model is
+        validated: the admin's form, `addmodel`, full_clean() in a shell."""
+        errors = model_json_errors(self)
+        if errors:
+            raise ValidationError(errors)
 
     def tag_for(self, user) -> str:
         """What the provider sees as the user: the stable public id unless staff chose the

@@ -2,9 +2,10 @@
 
     manage.py storage_maintenance [--dry-run] [--min-age MINUTES] [--skip-orphans] [--skip-thumbnails]
 
-- Orphans: objects under generations/ that no OutputImage row points at (left by a crash between
-  writing a file and saving its row, or a storage error during a delete) are removed. Objects
-  younger than --min-age (default 60 minutes) are kept: a worker may be about to save the row.
+- Orphans: objects under generations/ that no OutputImage row points at, and input photos under
+  inputs/ that no Generation points at (left by a crash between writing a file and saving its
+  row, a lost double-click race, or a storage error during a delete) are removed. Objects
+  younger than --min-age (default 60 minutes) are kept: a request may be about to save the row.
 - Thumbnails: an image whose thumbnail is missing (no name, or no object behind the name) gets a
   new WebP thumbnail made from its original.
 
@@ -13,14 +14,15 @@ Prints progress every 500 objects and a summary; --dry-run only reports.
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from generator.models import OutputImage
-from generator.storage import PREFIX, delete_files, iter_stored, rebuild_thumbnail
+from generator.models import Generation, OutputImage
+from generator.storage import INPUTS_PREFIX, PREFIX, delete_files, iter_stored, rebuild_thumbnail
 
 PROGRESS_EVERY = 500
 
@@ -76,10 +78,12 @@ class Command(BaseCommand):
         referenced = set()
         for name, thumb in OutputImage.objects.values_list("file", "thumbnail").iterator():
             referenced.update(n for n in (name, thumb) if n)
+        photos = Generation.objects.exclude(input_image="").values_list("input_image", flat=True)
+        referenced.update(photos.iterator())
         cutoff = timezone.now() - min_age
         scanned = found = young = 0
         doomed: list[str] = []
-        for obj in iter_stored(PREFIX):
+        for obj in itertools.chain(iter_stored(PREFIX), iter_stored(INPUTS_PREFIX)):
             scanned += 1
             if scanned % PROGRESS_EVERY == 0:
                 self.stdout.write(f"  scanned {scanned} objects, {found} orphaned so far…")
