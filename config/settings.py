@@ -232,7 +232,8 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env("RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/5m/key"),
-    "signup": env("RATE_LIMIT_SIGNUP", "20/m/ip"),
+    # Sign-ups per address: 5 an hour, 20 a day (allauth's default is 20 a minute).
+    "signup": env("RATE_LIMIT_SIGNUP", "5/h/ip,20/d/ip"),
     "reset_password": "20/m/ip,5/m/key",
 }
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
@@ -328,6 +329,8 @@ EASEL_MAX_TRANSIENT_RETRIES = env_int("EASEL_MAX_TRANSIENT_RETRIES", 5)
 # The fair queue: how many of one user's generations may be in the task queue or running at
 # once; the rest wait in Easel and go in as theirs end (0 = no cap: plain FIFO).
 EASEL_USER_CONCURRENCY = env_int("EASEL_USER_CONCURRENCY", 4)
+# A model with limits needs a verified e-mail address (limits are per person, not per account).
+EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL = env_bool("EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL", True)
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off

@@ -17,6 +17,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q, Sum
@@ -28,11 +29,34 @@ LIMIT_FIELDS = ("daily_image_limit", "monthly_image_limit", "max_running")
 
 
 class LimitExceeded(Exception):
-    """A submission over the user's limit; `message` is shown to the user as is."""
+    """A submission over the user's limit; `message` is shown to the user as is, `status` and
+    `code` are what the pages and both API dialects answer with."""
+
+    status = 429
+    code = "rate_limit_exceeded"
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class VerificationRequired(LimitExceeded):
+    """A model with limits, and an account whose e-mail is not verified: limits are per person,
+    so one person cannot take a fresh allowance with every new address."""
+
+    status = 403
+    code = "email_not_verified"
+
+
+def needs_verification(user) -> bool:
+    """Whether `user` must verify an e-mail address before using a model with limits
+    (EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL; staff and a service's end users are exempt: the
+    service vouches for them)."""
+    if not settings.EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL:
+        return False
+    if user.is_staff or getattr(user, "service_owner_id", None):
+        return False
+    return not EmailAddress.objects.filter(user=user, verified=True).exists()
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,11 @@ def lock_and_check(user, model: AIModel, num_images: int, *, enforce: bool = Tru
     user_limits = limits_for(user, model)
     if user_limits.unlimited:
         return  # nothing to count, so nothing to serialise: no lock, no ledger sums
+    if enforce and needs_verification(user):
+        raise VerificationRequired(
+            f"Verify your e-mail address to use {model.name}: it has limits per person. Open the "
+            "link we sent you, or send it again from Account → E-mail addresses."
+        )
     Generation.lock_owner(user.pk)
     if not enforce:
         return

@@ -132,9 +132,9 @@ def home(request: HttpRequest) -> HttpResponse:
                 gen, created = actions.submit(request.user, form.cleaned_data)
             except limits.LimitExceeded as exc:
                 if _wants_api_answer(request):
-                    return JsonResponse({"error": exc.message}, status=429)
+                    return JsonResponse({"error": exc.message}, status=exc.status)
                 form.add_error(None, exc.message)
-                status = 429
+                status = exc.status
             else:
                 if created:
                     messages.success(request, "Queued. It will start in a moment.")

@@ -13,6 +13,7 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.cache import caches
 
@@ -76,10 +77,15 @@ def _isolated(settings, tmp_path):
     celery_app.conf.task_always_eager = eager
 
 
-def make_user(django_user_model, **extra):
+def make_user(django_user_model, *, verified: bool = True, **extra):
+    """A signed-up user; with a verified e-mail address unless `verified=False` (models with
+    limits need one)."""
     n = next(_counter)
     email = extra.pop("email", f"user{n}@example.com")
-    return django_user_model.objects.create_user(email=email, password="pw-Secret-123", **extra)
+    user = django_user_model.objects.create_user(email=email, password="pw-Secret-123", **extra)
+    if verified:
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def _create(request: HttpRequest):
     try:
         gen, _ = actions.submit(who.user, form.cleaned_data)
     except limits.LimitExceeded as exc:
-        raise ApiError(429, exc.message) from None
+        raise ApiError(exc.status, exc.message) from None
     wait = request.headers.get("X-Async", "false").strip().lower() != "true"
     gen = wait_until_final(gen) if wait else gen
     gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)

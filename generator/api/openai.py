@@ -91,9 +91,8 @@ def generations(request: HttpRequest):
         gen, _ = actions.submit(who.user, form.cleaned_data)
     except limits.LimitExceeded as exc:
         retry = max(1, int(limits.period_bounds()["day_end"].timestamp() - time.time()))
-        return _error(
-            429, exc.message, code="rate_limit_exceeded", headers={"Retry-After": str(retry)}
-        )
+        headers = {"Retry-After": str(retry)} if exc.status == 429 else {}
+        return _error(exc.status, exc.message, code=exc.code, headers=headers)
     gen = wait_until_final(gen)
     gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
     if gen.status != Generation.Status.COMPLETED:
