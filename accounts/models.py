@@ -77,10 +77,18 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.email or self.username
 
+    # Redis priorities: 0 is served first. Keep room either side of the default (5).
+    CELERY_PRIORITIES = {"high": 2, "medium": 5, "low": 8}
+
     @property
     def celery_priority(self) -> int:
-        # Redis priorities: 0 is served first. Keep room either side of the default (5).
-        return {"high": 2, "medium": 5, "low": 8}[self.priority]
+        return self.CELERY_PRIORITIES[self.priority]
+
+    def priority_for(self, asked: str | None) -> int:
+        """The Celery priority of a submission that asks for tier `asked` (an API's X-Priority):
+        never above the user's own tier; an unknown or missing value is the user's tier."""
+        wanted = self.CELERY_PRIORITIES.get((asked or "").strip().lower(), self.celery_priority)
+        return max(wanted, self.celery_priority)
 
 
 # --- API keys (issue #17) ---------------------------------------------------------------------

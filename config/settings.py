@@ -330,7 +330,9 @@ EASEL_MAX_TRANSIENT_RETRIES = env_int("EASEL_MAX_TRANSIENT_RETRIES", 5)
 # once; the rest wait in Easel and go in as theirs end (0 = no cap: plain FIFO).
 EASEL_USER_CONCURRENCY = env_int("EASEL_USER_CONCURRENCY", 4)
 # A model with limits needs a verified e-mail address (limits are per person, not per account).
-EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL = env_bool("EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL", True)
+EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL = env_bool(
+    "EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL", True
+)
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off

@@ -12,7 +12,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from generator.image_urls import presigned_download_url
+from generator.image_urls import presigned_download_url, signed_name
 from generator.models import OutputImage
 from generator.views import get_generation_for_user
 
@@ -85,4 +85,20 @@ def download(request: HttpRequest, public_id: str, index: int) -> HttpResponse:
         filename=image.download_name,
     )
     response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def signed_file(request: HttpRequest, token: str) -> FileResponse:
+    """An image named by a signed, expiring token (image_urls.signed_local_url): what Easel's
+    API hands a key holder on local disk, who has no session. Anything else is a 404."""
+    name = signed_name(token)
+    if name is None:
+        raise Http404
+    try:
+        handle = default_storage.open(name, "rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404 from None
+    response = FileResponse(handle, content_type=mimetypes.guess_type(name)[0] or "image/png")
+    response["Cache-Control"] = "private, max-age=300"
     return response

@@ -5,6 +5,7 @@ from . import files, views
 app_name = "gallery"
 urlpatterns = [
     path("", views.gallery, name="list"),
+    path("file/<str:token>", files.signed_file, name="signed_file"),
     path("<public_id:public_id>/", views.detail, name="detail"),
     path("<public_id:public_id>/delete/", views.delete, name="delete"),
     path("<public_id:public_id>/star/", views.star, name="star"),

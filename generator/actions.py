@@ -53,7 +53,8 @@ def submit(
         num_images=data.get("num_images") or 1,
         idempotency_key=key,
         tag_sent=model.tag_for(user),
-        priority=user.celery_priority,
+        priority=user.priority_for(data.get("priority")),
+        via_api=bool(data.get("via_api")),
         parent=parent,
         created_at=now,
         # Sent right after the commit: stamped now instead of a second write after the send

@@ -148,6 +148,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "status",
         "model",
         "provider",
+        "via_api",
         ("user", admin.RelatedOnlyFieldListFilter),
         "created_at",
     )

@@ -49,6 +49,7 @@ FIELDS = (
     "error",
     "favorite",
     "input_image",
+    "via_api",
     "created_at",
     "started_at",
     "updated_at",

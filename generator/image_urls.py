@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.core import signing
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -90,13 +91,40 @@ def attach_image_urls(generations: Iterable[Generation]) -> float | None:
     return attach_urls([img for gen in generations for img in gen.images.all()])
 
 
-def attach_urls(images: list[OutputImage]) -> float | None:
-    """Set `thumb_url` and `url` on these images (with `generation` loaded).
+# Local disk, for API clients (a key, no session): a URL signed with SECRET_KEY that names the
+# object and its expiry, served by gallery.files.signed_file. The lifetime of a presigned URL.
+FILE_SIGNER = signing.TimestampSigner(salt="easel.signed-file")
+
+
+def signed_local_url(name: str, lifetime: int | None = None) -> str:
+    expires = int(time.time()) + (lifetime or presign_lifetime())
+    token = FILE_SIGNER.sign_object({"n": name, "e": expires})
+    return reverse("gallery:signed_file", args=[token])
+
+
+def signed_name(token: str) -> str | None:
+    """The object a signed_local_url names, or None (forged, altered or expired)."""
+    try:
+        data = FILE_SIGNER.unsign_object(token)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or int(data.get("e", 0)) < time.time():
+        return None
+    return str(data.get("n") or "") or None
+
+
+def attach_urls(images: list[OutputImage], *, for_api: bool = False) -> float | None:
+    """Set `thumb_url` and `url` on these images (with `generation` loaded). `for_api`: URLs a
+    client holding a key (no session) can fetch: on local disk, signed ones.
 
     Returns the epoch second until which all of these URLs may be handed out (None: they do
     not expire), the longest a page fragment that embeds them may be cached."""
     if not _uses_presigned_urls():
         for img in images:
+            if for_api:
+                img.url = signed_local_url(img.file.name)
+                img.thumb_url = signed_local_url(img.thumbnail.name) if img.thumbnail else img.url
+                continue
             img.url = local_url(img, "original")
             img.thumb_url = local_url(img, "thumb") if img.thumbnail else img.url
         return None

@@ -194,3 +194,25 @@ def test_keys_are_rate_limited_per_key(client, personal, settings, owner):
     _, other = ApiKey.issue(owner, "other")
     assert [client.get(URL, **auth(personal)).status_code for _ in range(3)] == [200, 200, 429]
     assert client.get(URL, **auth(other)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "tier, asked, expected",
+    [
+        ("medium", "high", 5),  # capped: a user cannot ask above their own tier
+        ("medium", "low", 8),  # asking lower is allowed
+        ("high", "high", 2),
+        ("high", None, 2),  # no header: the user's tier
+        ("low", "urgent", 8),  # unknown value: the user's tier
+    ],
+)
+def test_x_priority_is_capped_by_the_users_tier(
+    client, owner, local_model, django_capture_on_commit_callbacks, tier, asked, expected
+):
+    owner.priority = tier
+    owner.save()
+    token = ApiKey.issue(owner, "p")[1]
+    headers = {"X_PRIORITY": asked} if asked else {}
+    response = generate(client, token, django_capture_on_commit_callbacks, **headers)
+    assert response.status_code in (200, 202), response.content
+    assert Generation.objects.get().priority == expected

@@ -64,8 +64,11 @@ def _item(gen: Generation) -> dict:
     }
 
 
-def _items(gens: list[Generation]) -> list[dict]:
-    attach_urls([img for gen in gens for img in gen.images.all()])
+def _items(gens: list[Generation], request: HttpRequest) -> list[dict]:
+    images = [img for gen in gens for img in gen.images.all()]
+    attach_urls(images, for_api=True)
+    for img in images:  # absolute: a client has only the base URL it called
+        img.url = request.build_absolute_uri(img.url)
     return [_item(gen) for gen in gens]
 
 
@@ -117,14 +120,17 @@ def _create(request: HttpRequest):
         first = next(iter(errors.values()))[0]
         return JsonResponse({"error": first, "errors": errors}, status=400)
     try:
-        gen, _ = actions.submit(who.user, form.cleaned_data)
+        gen, _ = actions.submit(
+            who.user,
+            {**form.cleaned_data, "via_api": True, "priority": request.headers.get("X-Priority")},
+        )
     except limits.LimitExceeded as exc:
         raise ApiError(exc.status, exc.message) from None
     wait = request.headers.get("X-Async", "false").strip().lower() != "true"
     gen = wait_until_final(gen) if wait else gen
     gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
     status = 200 if (gen.is_final or not wait) else 202
-    return JsonResponse(_items([gen])[0], status=status)
+    return JsonResponse(_items([gen], request)[0], status=status)
 
 
 def wait_until_final(gen: Generation) -> Generation:
@@ -153,7 +159,7 @@ def _list(request: HttpRequest):
             raise ApiError(404, "No such generation.")
         return JsonResponse(
             {
-                "results": _items([gen]),
+                "results": _items([gen], request),
                 "pagination": {"pageSize": 1, "nextPageToken": "", "previousPageToken": ""},
             }
         )
@@ -186,7 +192,7 @@ def _list(request: HttpRequest):
         last = page[size - 1]
         token = signing.dumps([last.created_at.isoformat(), last.pk], salt=CURSOR_SALT)
     pagination = {"pageSize": size, "nextPageToken": token, "previousPageToken": ""}
-    return JsonResponse({"results": _items(page[:size]), "pagination": pagination})
+    return JsonResponse({"results": _items(page[:size], request), "pagination": pagination})
 
 
 @meteron_errors

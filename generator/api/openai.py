@@ -10,7 +10,7 @@ from functools import wraps
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from generator import actions, limits
 from generator.api.auth import ApiError, caller
@@ -55,8 +55,27 @@ def openai_errors(view):
 
 
 @openai_errors
+@require_GET
+def models(request: HttpRequest):
+    """`GET /v1/models` (`client.models.list()`): the models this key may use."""
+    caller(request, None, need_user=True)
+    rows = AIModel.objects.enabled().order_by("position", "name")
+    data = [
+        {
+            "id": m.slug,
+            "object": "model",
+            "created": int(m.created_at.timestamp()),
+            "owned_by": "easel",
+        }
+        for m in rows
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+@openai_errors
 @require_POST
 def generations(request: HttpRequest):
+    """`POST /v1/images/generations` (`client.images.generate`), JSON."""
     who = caller(request, None, need_user=True)  # `user` in the body is ignored: the key decides
     try:
         body = json.loads(request.body or b"{}")
@@ -64,6 +83,23 @@ def generations(request: HttpRequest):
         return _error(400, "The body must be JSON.")
     if not isinstance(body, dict):
         return _error(400, "The body must be a JSON object.")
+    return _create(request, who, body, None)
+
+
+@openai_errors
+@require_POST
+def edits(request: HttpRequest):
+    """`POST /v1/images/edits` (`client.images.edit`), multipart: the photo in `image` (or the
+    first `image[]`), for models that take an input photo; the rest as for generations."""
+    who = caller(request, None, need_user=True)
+    upload = request.FILES.get("image") or request.FILES.get("image[]")
+    if upload is None:
+        return _error(400, "Send the photo as the multipart file field image.", param="image")
+    return _create(request, who, request.POST.dict(), {"input_image": upload})
+
+
+def _create(request: HttpRequest, who, body: dict, files: dict | None):
+    """One path for both: the web form's rules, the same ledger, the same idempotency."""
     fmt = body.get("response_format") or "url"
     if fmt not in ("url", "b64_json"):
         return _error(400, "response_format must be url or b64_json.", param="response_format")
@@ -81,14 +117,18 @@ def generations(request: HttpRequest):
         "size": body.get("size", ""),
         "num_images": body.get("n", 1),
         "idempotency_key": request.headers.get("Idempotency-Key", ""),
+        # A prompt template's choices (RoomFix-style models), e.g. extra_body={"tpl_theme": …}.
+        **{k: v for k, v in body.items() if str(k).startswith("tpl_")},
     }
-    form = GenerationForm({k: "" if v is None else str(v) for k, v in data.items()})
+    form = GenerationForm({k: "" if v is None else str(v) for k, v in data.items()}, files)
     if not form.is_valid():
         field, errs = next(iter(form.errors.items()))
-        param = {"num_images": "n", "idempotency_key": None}.get(field, field)
+        param = {"num_images": "n", "idempotency_key": None, "input_image": "image"}.get(
+            field, field
+        )
         return _error(400, str(errs[0]), param=param)
     try:
-        gen, _ = actions.submit(who.user, form.cleaned_data)
+        gen, _ = actions.submit(who.user, {**form.cleaned_data, "via_api": True})
     except limits.LimitExceeded as exc:
         retry = max(1, int(limits.period_bounds()["day_end"].timestamp() - time.time()))
         headers = {"Retry-After": str(retry)} if exc.status == 429 else {}
@@ -105,8 +145,8 @@ def generations(request: HttpRequest):
         )
     images = list(gen.images.all())
     if fmt == "url":
-        attach_urls(images)
-        data_out = [{"url": img.url} for img in images]
+        attach_urls(images, for_api=True)
+        data_out = [{"url": request.build_absolute_uri(img.url)} for img in images]
     else:
         data_out = []
         for img in images:

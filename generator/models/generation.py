@@ -70,6 +70,9 @@ class Generation(models.Model):
     dispatches = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=64, blank=True)
     favorite = models.BooleanField(default=False)
+    via_api = models.BooleanField(
+        "made through the API", default=False, help_text="Submitted with an API key."
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
