@@ -19,9 +19,11 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from generator import remaining
 from generator.errors import GenerationError, OutcomeUnknown, StorageError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
@@ -379,3 +381,13 @@ def reap_generations() -> dict[str, int]:
     if any(counts.values()):
         logger.info("Reaper: %s", counts)
     return counts
+
+
+@shared_task(ignore_result=True)
+def refresh_remaining(model_id: int, user_id: int) -> None:
+    """What the provider says is left for this user and model, looked up off the request path
+    (generator.remaining): a page never waits for a provider."""
+    model = AIModel.objects.filter(pk=model_id).first()
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if model is not None and user is not None:
+        remaining.refresh(user, model)

@@ -1,25 +1,26 @@
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
-from generator import actions, limits, providers
+from generator import actions, limits, providers, remaining, tasks
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
-from generator.counters import PROVIDER_REMAINING_KEY, PROVIDER_REMAINING_TTL
 from generator.forms import GenerationForm
 from generator.models import AIModel, Generation
 from generator.models.validation import fill_template, template_names
 
 RECENT = 8
+
+logger = logging.getLogger(__name__)
 
 
 def get_generation_for_user(
@@ -71,31 +72,19 @@ def _allowances(user) -> list[dict]:
 
 def _provider_remaining(user, model: AIModel) -> int | None:
     """What the provider says is left today, where its adapter can tell (Meteron's
-    `remaining(tag, remote_id)`). Best effort, cached briefly; None when unknown."""
-    cls = providers.get_provider_class(model.provider)
-    if cls is None or not callable(getattr(cls, "remaining", None)):
+    `remaining(tag, remote_id)`): read from the cache only; a miss asks a worker to look it up
+    (generator.remaining), so a provider that hangs never slows the page. None when unknown."""
+    if not remaining.reports_remaining(model):
         return None
-    tag = model.tag_for(user)
-    key = f"{PROVIDER_REMAINING_KEY}:{model.provider}:{model.remote_id}:{tag}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached[0]
-    try:
-        value = cls().remaining(tag, model.remote_id)
-    except Exception:
-        value = None  # the page must not break because a provider did not answer
-    value = _remaining_today(value)
-    cache.set(key, (value,), PROVIDER_REMAINING_TTL)
-    return value
-
-
-def _remaining_today(value) -> int | None:
-    if isinstance(value, dict):
-        for key in ("remaining", "left", "generations"):
-            if isinstance(value.get(key), int):
-                return value[key]
-        return None
-    return value if isinstance(value, int) else None
+    value = remaining.cached(user, model)
+    if value is remaining.MISSING:
+        if remaining.claim_refresh(user, model):
+            try:
+                tasks.refresh_remaining.delay(model.pk, user.pk)
+            except Exception:  # a broker that is down must not break the page
+                logger.warning("Could not ask for the remaining lookup of %s", model.slug)
+        value = remaining.cached(user, model)  # filled at once where tasks run eagerly
+    return None if value is remaining.MISSING else value
 
 
 def _reuse_initial(request: HttpRequest, public_id: str) -> dict:
