@@ -62,6 +62,8 @@ DIRECTORY_KEY = "gallery:model-directory:v1"  # (versions, {slug: AIModel with i
 PAGE_KEY = "gallery-page"  # + shape_version(GalleryPage) + template hash + tz + query: no hand
 #                            version — the shape's digest changes with the TypedDict
 PROVIDER_REMAINING_KEY = "provider-remaining"  # + provider, remote id, user tag: (int | None,)
+PENDING_CHECK_KEY = "pending-check"  # + generation id: a webhook's check is queued, not yet run
+PENDING_CHECK_TTL = 30  # (generator.webhooks): more webhooks for the job meanwhile add nothing
 # ---------------------------------------------------------------------------------------------
 
 

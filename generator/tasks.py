@@ -20,10 +20,12 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from generator import remaining
+from generator.counters import PENDING_CHECK_KEY
 from generator.errors import GenerationError, OutcomeUnknown, StorageError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
@@ -307,6 +309,10 @@ def check_generation(pk: int, step: int = 0) -> None:
 
 
 def _check(gen: Generation, step: int) -> None:
+    try:  # a webhook from now on queues a new check (generator.webhooks)
+        cache.delete(f"{PENDING_CHECK_KEY}:{gen.pk}")
+    except Exception:  # the cache is down: the next webhook's check may be skipped, not lost
+        pass  # (the poll goes on with backoff anyway)
     _attach_model(gen, gen.model_version)
     provider = get_provider(gen.provider)
     if timezone.now() > (gen.deadline_at or _deadline(gen)):

@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from django.core.cache import cache
 
+from generator import tasks
 from generator.models import AIModel, Generation
 from generator.providers import get_provider
 from generator.tasks import run_generation
@@ -248,6 +249,30 @@ class TestArtificialStudio:
         assert response.status_code == 202
         gen.refresh_from_db()
         assert gen.status == S.RUNNING and gen.images.count() == 0
+
+    def test_a_burst_of_webhooks_for_one_job_queues_one_check(
+        self, client, owner, configured, assim, django_capture_on_commit_callbacks, monkeypatch
+    ):
+        gen = running(owner, "artificialstudio", "flux-schnell")  # still processing at the API
+        queued = []
+        monkeypatch.setattr(
+            "generator.tasks.check_generation.apply_async", lambda args, **kw: queued.append(args)
+        )
+        headers = {"X-Webhook-Source": "artificial-studio"}
+        body = {"id": gen.provider_job_id, "status": "success"}
+        with django_capture_on_commit_callbacks(execute=True):
+            for _ in range(100):
+                response = client.post(
+                    self.url(), data=body, content_type="application/json", headers=headers
+                )
+                assert response.status_code == 202
+        assert queued == [(gen.pk, 0)]
+        # Once that check has started, the next webhook queues a new one.
+        with mock.patch("generator.tasks._schedule_check"):
+            tasks.check_generation(gen.pk, 0)
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(self.url(), data=body, content_type="application/json", headers=headers)
+        assert queued == [(gen.pk, 0), (gen.pk, 0)]
 
     def test_a_webhook_without_the_source_header_is_refused(self, client, owner, configured, assim):
         gen = running(owner, "artificialstudio", "flux-schnell")
