@@ -122,7 +122,9 @@ def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> GalleryPage:
     grid = mark_safe("".join(f"<li>{card}</li>" for card in cards))  # cards are escaped HTML
     query = request.GET.copy()
     query.pop("cursor", None)
-    counts = user_status_counts(request.user.pk, form.filter_key(), base)
+    counts = user_status_counts(
+        request.user.pk, form.filter_key(), base, starred=bool(data.get("starred"))
+    )
     links = _status_links(request)
     status_counts: list[StatusCount] = [
         {
@@ -153,7 +155,9 @@ def _gallery_page(request: HttpRequest, form: GalleryFilterForm) -> GalleryPage:
     }
 
 
-def user_status_counts(user_id: int, filter_key: str, base) -> dict[str, int]:
+def user_status_counts(
+    user_id: int, filter_key: str, base, *, starred: bool = False
+) -> dict[str, int]:
     """How many of `base` (one user's generations under every filter but the status) are in
     each status, and in all ("").
 
@@ -161,14 +165,16 @@ def user_status_counts(user_id: int, filter_key: str, base) -> dict[str, int]:
     a user's change counter moves with every generation they make. So the history is split at
     the start of today: rows that were already final then never change status again (a final
     state is never left), and their counts are kept until one of the user's rows is deleted,
-    starred or edited (counters.history_key) or DERIVED_MAX_AGE passes; the rest — made today, finished
-    today or still at work — are counted each time the page is made, over index ranges.
+    edited (counters.history_key), a star is set when the filter is "starred" (stars_key), or
+    DERIVED_MAX_AGE passes; the rest — made today, finished today or still at work — are
+    counted each time the page is made, over index ranges. A star so recounts nothing for
+    the other filters (a heavy user starring ten cards a second recounted ~100,000 rows each).
     """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     recent = Q(status__in=Generation.ACTIVE) | Q(created_at__gte=today) | Q(finished_at__gte=today)
     settled = counters.cached(
         counters.derived_key(user_id, f"gallery-settled-counts:{today.date()}:{filter_key}"),
-        [counters.history_key(user_id)],
+        [counters.history_key(user_id), *([counters.stars_key(user_id)] if starred else [])],
         base.exclude(recent).status_counts,
     )
     counts = {s: settled.get(s, 0) + n for s, n in base.filter(recent).status_counts().items()}

@@ -37,14 +37,17 @@ from django.core.cache.backends.redis import RedisCache
 USER_COUNTER = "userchanges:{user_id}"  # a generation of the user is created,  gallery page
 #                                          changes status, is starred, deleted   (cached_for_user)
 #                                          or edited (models.py, signals.py)
-HISTORY_COUNTER = "userhistory:{user_id}"  # only starred, deleted or edited:    settled counts
-#                                             never a status change (signals.py) (gallery.views)
+HISTORY_COUNTER = "userhistory:{user_id}"  # only deleted or edited: never a     settled counts
+#                                             status change (signals.py)         (gallery.views)
+STARS_COUNTER = "userstars:{user_id}"  # a star is set or cleared (models.py)   the starred
+#                                         filter's settled counts only
 MODELS_COUNTER = "gallery:models-version"  # an AIModel is saved or deleted      model directory,
 #                                             (signals.py)                       gallery page
 #
 # Lifetimes, in seconds.
 DERIVED_MAX_AGE = 300  # any value read through cached()/cached_for_user: the bound on staleness
 #                        after a write that sent no signal
+COMPUTE_LOCK_SECONDS = 10  # one request recomputes a derived value; the others serve the old one
 CARD_MAX_AGE = 3600  # a finished card's HTML (generator.cards); its image URLs may bound it more
 CARD_MIN_AGE = 30  # a card (or page) whose URLs expire sooner than this is not cached at all
 ACTIVE_PAGE_MAX_AGE = 5  # a page showing a queued/running card: its script refreshes it anyway
@@ -73,9 +76,15 @@ def user_counter(user_id: int) -> str:
 
 def history_key(user_id: int) -> str:
     """The user's second counter, which moves only when a row changes in a way other than a
-    status change: deleted, starred, edited in the admin. Figures over settled rows (final,
-    and so never changing status again) depend on it instead of on every change."""
+    status change: deleted or edited in the admin. Figures over settled rows (final, and so
+    never changing status again) depend on it instead of on every change."""
     return HISTORY_COUNTER.format(user_id=user_id)
+
+
+def stars_key(user_id: int) -> str:
+    """Moves with a star: only figures that depend on which rows are starred (the starred
+    filter's counts) read it, so a star costs the other filters nothing."""
+    return STARS_COUNTER.format(user_id=user_id)
 
 
 def shape_version(*shapes: type) -> str:
@@ -96,6 +105,13 @@ def bump_history(user_id: int | None) -> None:
         return
     bump_key(user_counter(user_id))
     bump_key(history_key(user_id))
+
+
+def bump_stars(user_id: int | None) -> None:
+    if user_id is None:
+        return
+    bump_key(user_counter(user_id))
+    bump_key(stars_key(user_id))
 
 
 def bump_key(key: str) -> None:
@@ -175,10 +191,18 @@ def cached(
     entry = found.get(key)
     if entry is not None and entry[0] == version:
         return entry[1]
-    value = compute()
-    timeout = DERIVED_MAX_AGE if max_age is None else min(DERIVED_MAX_AGE, max_age(value))
-    if timeout > 0:
-        cache.set(key, (version, value), timeout)
+    # One recount at a time however many requests want it: while another request computes,
+    # the others serve the value it replaces (stale by that one change, for that long).
+    computing = f"{key}:computing"
+    if not cache.add(computing, 1, COMPUTE_LOCK_SECONDS) and entry is not None:
+        return entry[1]
+    try:
+        value = compute()
+        timeout = DERIVED_MAX_AGE if max_age is None else min(DERIVED_MAX_AGE, max_age(value))
+        if timeout > 0:
+            cache.set(key, (version, value), timeout)
+    finally:
+        cache.delete(computing)
     return value
 
 

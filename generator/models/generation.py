@@ -338,9 +338,9 @@ class Generation(models.Model):
         return done
 
     def set_favorite(self, favorite: bool) -> None:
-        """Star or unstar. Not a status change, so only the history counter moves with it
-        (the starred filter's pages, the settled counts and the card)."""
+        """Star or unstar. Not a status change: the user's pages and the stars counter move
+        (the card, and the starred filter's settled counts), no other filter's counts."""
         now = timezone.now()
         Generation.objects.filter(pk=self.pk).update(favorite=favorite, updated_at=now)
         self.favorite, self.updated_at = favorite, now
-        counters.bump_history(self.user_id)
+        counters.bump_stars(self.user_id)
