@@ -137,9 +137,12 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, degrading to "no cache" while Redis is down (config/cache.py).
+            "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "easel"),
+            # Notice a stopped server at once instead of holding every page.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
         }
     }
 else:
@@ -174,7 +177,12 @@ else:
         "queue_order_strategy": "priority",
         "priority_steps": list(range(10)),
         "sep": ":",
+        # A stopped Redis fails a send within a second (the row stays queued for the reaper)
+        # instead of holding the request that submitted it.
+        "socket_connect_timeout": 1.0,
+        "socket_timeout": 5.0,
     }
+    CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
