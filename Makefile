@@ -34,7 +34,7 @@ run: $(VENV)/.installed
 		eval "$$($(PY) tests/simulators/serve.py --print-env)"; \
 		$(PY) tests/simulators/serve.py & \
 	fi; \
-	$(VENV)/bin/celery -A config worker --beat --loglevel=INFO \
+	$(PY) -m config.keepalive $(VENV)/bin/celery -A config worker --beat --loglevel=INFO \
 		--concurrency=$(WORKER_CONCURRENCY) --schedule=var/celerybeat-schedule & \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & \
 	wait

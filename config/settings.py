@@ -162,6 +162,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # existing folders (created here so `make run` and the worker agree on them).
     for _sub in ("queue", "processed", "control"):
         (CELERY_BROKER_FOLDER / _sub).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport with atomic message files (config/kombu_fs.py).
+    CELERY_BROKER_TRANSPORT = "config.kombu_fs:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
