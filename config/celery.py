@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import warnings
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    task_postrun,
+    task_prerun,
+)
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
@@ -86,3 +95,19 @@ def _json_worker_logs(logger=None, **kwargs) -> None:
     if logger is not None and getattr(settings, "LOG_FORMAT", "text") == "json":
         for handler in logger.handlers:
             handler.setFormatter(logs.JsonFormatter())
+
+
+@celeryd_init.connect(dispatch_uid="easel_json_early_warnings")
+def _json_early_warnings(**kwargs) -> None:
+    """Warnings the worker gives before its logging is set up (running as root, say) are JSON
+    lines too with LOG_FORMAT=json; once logging is set up they go through it."""
+    if getattr(settings, "LOG_FORMAT", "text") != "json":
+        return
+    formatter = logs.JsonFormatter()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"{filename}:{lineno}: {category.__name__}: {message}"
+        record = logging.LogRecord("py.warnings", logging.WARNING, filename, lineno, text, (), None)
+        (file or sys.stderr).write(formatter.format(record) + "\n")
+
+    warnings.showwarning = show
