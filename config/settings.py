@@ -398,3 +398,13 @@ from config.provider_settings import EASEL_PROVIDERS  # noqa: E402,F401
 # module also registers the `check --deploy` refusal of DEBUG=false without EMAIL_URL.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.security.SafeUrlExceptionReporterFilter"
 import config.security  # noqa: E402,F401  (registers easel.E001)
+
+# --- Operations (issue 16): EASEL_PROVIDER_QUEUES "replicate=slow,meteron=slow" sends those
+# providers' tasks to queue "slow", the rest to the default (config/celery.py); JSON logs.
+from config.celery import provider_queues, task_queues  # noqa: E402
+
+EASEL_PROVIDER_QUEUES = provider_queues(env("EASEL_PROVIDER_QUEUES"))
+CELERY_TASK_QUEUES = task_queues(EASEL_PROVIDER_QUEUES)
+LOG_FORMAT = env("LOG_FORMAT", "text").lower()  # json: one JSON object per line (generator/logs.py)
+LOGGING["formatters"]["json"] = {"()": "generator.logs.JsonFormatter"}
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"

@@ -77,8 +77,22 @@ def retry_delay(
     return exc.retry_after or backoff(step, first=first, cap=cap)
 
 
+def _route(gen: Generation) -> dict[str, Any]:
+    """Where a generation's messages go: its provider's queue (EASEL_PROVIDER_QUEUES) or the
+    default one, with headers that name it on the worker's log lines (generator.logs)."""
+    options: dict[str, Any] = {
+        "headers": {"easel_generation": str(gen.public_id), "easel_provider": gen.provider}
+    }
+    queue = settings.EASEL_PROVIDER_QUEUES.get(gen.provider)
+    if queue:
+        options["queue"] = queue
+    return options
+
+
 def _schedule_check(gen: Generation, countdown: float, step: int = 0) -> None:
-    check_generation.apply_async((gen.pk, step), countdown=countdown, priority=gen.priority)
+    check_generation.apply_async(
+        (gen.pk, step), countdown=countdown, priority=gen.priority, **_route(gen)
+    )
 
 
 def enqueue(
@@ -102,9 +116,10 @@ def enqueue(
 
 def _send(gen: Generation, countdown: float | None, stamped: bool, priority: int) -> bool:
     try:
-        run_generation.apply_async((gen.pk,), countdown=countdown, priority=priority)
+        run_generation.apply_async((gen.pk,), countdown=countdown, priority=priority, **_route(gen))
     except Exception as exc:  # kombu raises several types when the broker is unreachable
-        logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc)
+        where = {"generation": str(gen.public_id), "provider": gen.provider}
+        logger.warning("Could not dispatch generation %s: %s", gen.public_id, exc, extra=where)
         if stamped:
             gen.undo_dispatch()
         return False
@@ -160,8 +175,8 @@ def _released(gen: Generation) -> None:
 def check_soon(gen: Generation) -> None:
     """Ask the provider about a running generation now (a webhook said its job moved), after
     the caller's transaction commits."""
-    pk, priority = gen.pk, gen.priority
-    transaction.on_commit(lambda: check_generation.apply_async((pk, 0), priority=priority))
+    pk, priority, route = gen.pk, gen.priority, _route(gen)
+    transaction.on_commit(lambda: check_generation.apply_async((pk, 0), priority=priority, **route))
 
 
 def cancel_at_provider(gen: Generation) -> None:
