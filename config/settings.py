@@ -15,41 +15,13 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config import envfile
+from config.env import env, env_bool, env_int, env_list
 
 # Local .env (issue 16, config/envfile.py): development only; real environment variables win.
 EASEL_ENV_FILE_USED = envfile.load_default()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EASEL_VAR_DIR", BASE_DIR / "var")).resolve()
-
-
-def env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
 # --- Core -------------------------------------------------------------------------------
