@@ -159,6 +159,7 @@ else:
     CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_IMPORTS = ("generator.remaining",)  # task modules not named tasks.py
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

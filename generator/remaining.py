@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from celery import shared_task
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
 from generator import providers
@@ -51,6 +53,15 @@ def refresh(user, model: AIModel) -> int | None:
     value = _today(value)
     cache.set(_key(user, model), (value,), PROVIDER_REMAINING_TTL)
     return value
+
+
+@shared_task(ignore_result=True)
+def refresh_remaining(model_id: int, user_id: int) -> None:
+    """`refresh` in a worker (registered through generator.tasks, which imports this module)."""
+    model = AIModel.objects.filter(pk=model_id).first()
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if model is not None and user is not None:
+        refresh(user, model)
 
 
 def _today(value) -> int | None:

@@ -19,12 +19,10 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from generator import remaining
 from generator.counters import PENDING_CHECK_KEY
 from generator.errors import GenerationError, OutcomeUnknown, StorageError
 from generator.models import AIModel, Generation
@@ -129,18 +127,16 @@ def _send(gen: Generation, countdown: float | None, stamped: bool, priority: int
 
 
 def in_flight(user_id: int) -> int | None:
-    """How many of the user's generations are in the task queue or running, or None when the
-    fair queue is off (EASEL_USER_CONCURRENCY = 0: plain FIFO, nothing to count). One indexed
-    COUNT and no lock, so a submission without limits still locks nothing: two of one user's
-    submissions at the same instant may both take the last place (the cap is exceeded by at
-    most the requests in progress at once), while release() is exact (it locks the user)."""
+    """How many of the user's generations are in the task queue or running; None when the fair
+    queue is off (EASEL_USER_CONCURRENCY = 0). One indexed COUNT and no lock (a submission
+    without limits locks nothing), so two submissions at one instant may both take the last
+    place; release() is exact (it locks the user)."""
     if not settings.EASEL_USER_CONCURRENCY:
         return None
     return Generation.objects.in_flight(user_id).count()
 
 
-def has_room(count: int | None) -> bool:
-    """Whether a user with `count` (in_flight()) in flight may send another now."""
+def has_room(count: int | None) -> bool:  # a user with `count` (in_flight()) may send one more
     return count is None or count < settings.EASEL_USER_CONCURRENCY
 
 
@@ -402,13 +398,3 @@ def reap_generations() -> dict[str, int]:
     if any(counts.values()):
         logger.info("Reaper: %s", counts)
     return counts
-
-
-@shared_task(ignore_result=True)
-def refresh_remaining(model_id: int, user_id: int) -> None:
-    """What the provider says is left for this user and model, looked up off the request path
-    (generator.remaining): a page never waits for a provider."""
-    model = AIModel.objects.filter(pk=model_id).first()
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if model is not None and user is not None:
-        remaining.refresh(user, model)

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
-from generator import actions, limits, providers, remaining, tasks
+from generator import actions, limits, providers, remaining
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
 from generator.forms import GenerationForm
@@ -80,7 +80,7 @@ def _provider_remaining(user, model: AIModel) -> int | None:
     if value is remaining.MISSING:
         if remaining.claim_refresh(user, model):
             try:
-                tasks.refresh_remaining.delay(model.pk, user.pk)
+                remaining.refresh_remaining.delay(model.pk, user.pk)
             except Exception:  # a broker that is down must not break the page
                 logger.warning("Could not ask for the remaining lookup of %s", model.slug)
         value = remaining.cached(user, model)  # filled at once where tasks run eagerly

@@ -76,6 +76,10 @@ NOT_OWNED = {
     "api:generations": "bearer-key API; ownership tested in tests/test_api_meteron.py",
     "api:remaining": "bearer-key API; ownership tested in tests/test_api_meteron.py",
     "openai:generations": "bearer-key API; ownership tested in tests/test_api_openai.py",
+    "openai:edits": "bearer-key API, acts as the key's owner only (tests/test_api_sdk.py)",
+    "openai:models": "bearer-key API; lists enabled models, no user data",
+    "gallery:signed_file": "a signed, expiring token names the object; forged or expired is a "
+    "404 (tests/test_api_sdk.py)",
 }
 
 

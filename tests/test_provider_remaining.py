@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator import remaining, tasks, views
+from generator import remaining, views
 from generator.models import AIModel
 from tests.simulators.meteron import API_KEY, MeteronSimulator
 
@@ -51,7 +51,7 @@ def test_a_hanging_meteron_never_holds_the_prompt_page(owner_client, owner, sett
         )
         sim.faults.set(hang=3.0, only=r"^/api/remaining/")
         asked = []
-        monkeypatch.setattr(tasks.refresh_remaining, "delay", lambda *a: asked.append(a))
+        monkeypatch.setattr(remaining.refresh_remaining, "delay", lambda *a: asked.append(a))
         for _ in range(3):
             page = owner_client.get("/")
             assert page.status_code == 200 and "left at Meteron" not in page.content.decode()
@@ -60,6 +60,6 @@ def test_a_hanging_meteron_never_holds_the_prompt_page(owner_client, owner, sett
         assert not sim.received("GET", r"^/api/remaining/")
         # The worker's lookup (here, in-process) fills the cache; the page shows it.
         sim.faults.set(hang=0.0)
-        tasks.refresh_remaining(model.pk, owner.pk)
+        remaining.refresh_remaining(model.pk, owner.pk)
         assert "7 left at Meteron" in owner_client.get("/").content.decode()
         assert views._provider_remaining(owner, model) == 7

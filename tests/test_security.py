@@ -58,7 +58,14 @@ def concrete_path(route: str) -> str:
 
 # Providers cannot send a token (verified by signature instead); the APIs take a bearer key
 # and no cookie, so a browser's ambient credentials never authorise them.
-CSRF_EXEMPT = {"webhooks:receive", "api:generations", "api:remaining", "openai:generations"}
+CSRF_EXEMPT = {
+    "webhooks:receive",
+    "api:generations",
+    "api:remaining",
+    "openai:generations",
+    "openai:edits",
+    "openai:models",
+}
 
 
 def test_every_post_without_a_csrf_token_is_refused(owner):
