@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import append_row  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/easel_bench_h1"
 
 
@@ -212,33 +214,17 @@ def wait(pks, timeout, Generation) -> list | None:
 
 
 def record(args, wall, submitted, statuses, posts, polls, durations) -> None:
-    results = ROOT / "bench" / "RESULTS.md"
-    header = "## Async provider jobs (bench/async_jobs.py, issue #3)"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    if header not in text:
-        text = text.rstrip("\n") + (
-            f"\n\n{header}\n\n"
-            "50 simultaneous generations on the Scenario simulator, each job 5 s, one real Celery\n"
-            "worker process at concurrency 2, Redis broker, PostgreSQL. Target: all done < 15 s.\n\n"
-            "| date (UTC) | jobs × job s | concurrency | wall time, all final | statuses | submits | polls | p50 / max per generation | machine |\n"
-            "|---|---|---|---|---|---|---|---|---|\n"
-        )
-        results.write_text(text)
-    line = (
+    append_row(
+        "## Async provider jobs (bench/async_jobs.py, issue #3)",
+        "50 simultaneous generations on the Scenario simulator, each job 5 s, one real Celery\n"
+        "worker process at concurrency 2, Redis broker, PostgreSQL. Target: all done < 15 s.",
+        ["date (UTC)", "jobs × job s", "concurrency", "wall time, all final", "statuses",
+         "submits", "polls", "p50 / max per generation", "machine"],
         f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.jobs} × {args.duration:g} | "
         f"{args.concurrency} | **{wall:.2f} s** (submits took {submitted:.2f} s) | {statuses} | "
         f"{posts} | {polls} | {pct(durations, 50):.2f} / {(durations[-1] if durations else 0):.2f} s | "
-        f"{machine()} |\n"
-    )
-    # Append under our own table (other sections may follow it).
-    text = results.read_text()
-    head, _, tail = text.partition(header)
-    table_end = tail.find("\n\n", tail.find("|---|"))
-    if table_end == -1:
-        tail = tail.rstrip("\n") + "\n" + line
-    else:
-        tail = tail[:table_end] + "\n" + line.rstrip("\n") + tail[table_end:]
-    results.write_text(head + header + tail)
+        f"{machine()} |",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.async_jobs import machine  # noqa: E402
+from bench.results import append_row  # noqa: E402
 
 HEADER = "## Embedded default under load (bench/embedded.py, issue #14)"
 
@@ -104,28 +105,16 @@ def main() -> int:
 
 
 def record(args, wall, statuses, alive, tracebacks) -> None:
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    if HEADER not in text:
-        text = text.rstrip("\n") + (
-            f"\n\n{HEADER}\n\n"
-            "Submissions through `generator.actions.submit` on SQLite, local disk and the\n"
-            "filesystem broker, one `celery worker --beat` at concurrency 2. Target: every\n"
-            "generation completed, no worker death.\n\n"
-            "| date (UTC) | submissions | all final after | statuses | worker alive | tracebacks | machine |\n"
-            "|---|---|---|---|---|---|---|\n"
-        )
-    line = (
+    append_row(
+        HEADER,
+        "Submissions through `generator.actions.submit` on SQLite, local disk and the\n"
+        "filesystem broker, one `celery worker --beat` at concurrency 2. Target: every\n"
+        "generation completed, no worker death.",
+        ["date (UTC)", "submissions", "all final after", "statuses", "worker alive",
+         "tracebacks", "machine"],
         f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.submissions} | {wall:.1f} s | "
-        f"{ {k: v for k, v in statuses.items() if v} } | {alive} | {tracebacks} | {machine()} |"
-    )
-    head, _, tail = text.partition(HEADER)
-    table_end = tail.find("\n\n", tail.find("|---|"))
-    if table_end == -1:
-        tail = tail.rstrip("\n") + "\n" + line + "\n"
-    else:
-        tail = tail[:table_end] + "\n" + line + tail[table_end:]
-    results.write_text(head + HEADER + tail)
+        f"{ {k: v for k, v in statuses.items() if v} } | {alive} | {tracebacks} | {machine()} |",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.async_jobs import ensure_database, machine  # noqa: E402
+from bench.results import append_row  # noqa: E402
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/easel_bench_fair"
 HEADER = "## Fair queue (bench/fairness.py, issue #14)"
@@ -182,30 +183,17 @@ def seconds_to_finish(gen, Generation, timeout: float = 600.0) -> float:
 
 
 def record(args, figures: dict[str, float], ratio: float) -> None:
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    if HEADER not in text:
-        text = text.rstrip("\n") + (
-            f"\n\n{HEADER}\n\n"
-            "One user holds a backlog of queued generations on a synchronous provider (the OpenAI\n"
-            "simulator answering after a fixed time); another user submits one. Its created →\n"
-            "finished time against the same on an idle system. Target: ≤ 2×. One worker at\n"
-            "concurrency 2, Redis, PostgreSQL; median of rounds.\n\n"
-            "| date (UTC) | reply s | backlog | cap | idle | fair queue | plain FIFO | machine |\n"
-            "|---|---|---|---|---|---|---|---|\n"
-        )
-    line = (
+    append_row(
+        HEADER,
+        "One user holds a backlog of queued generations on a synchronous provider (the OpenAI\n"
+        "simulator answering after a fixed time); another user submits one. Its created →\n"
+        "finished time against the same on an idle system. Target: ≤ 2×. One worker at\n"
+        "concurrency 2, Redis, PostgreSQL; median of rounds.",
+        ["date (UTC)", "reply s", "backlog", "cap", "idle", "fair queue", "plain FIFO", "machine"],
         f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.seconds:g} | {args.backlog} | {args.cap} "
         f"| {figures['idle']:.2f} s | **{figures['fair']:.2f} s ({ratio:.2f}×)** | "
-        f"{figures['fifo']:.2f} s ({figures['fifo'] / figures['idle']:.1f}×) | {machine()} |"
+        f"{figures['fifo']:.2f} s ({figures['fifo'] / figures['idle']:.1f}×) | {machine()} |",
     )
-    head, _, tail = text.partition(HEADER)
-    table_end = tail.find("\n\n", tail.find("|---|"))
-    if table_end == -1:
-        tail = tail.rstrip("\n") + "\n" + line + "\n"
-    else:
-        tail = tail[:table_end] + "\n" + line + tail[table_end:]
-    results.write_text(head + HEADER + tail)
 
 
 if __name__ == "__main__":
