@@ -163,8 +163,8 @@ def release(user_id: int) -> int:
 
 
 def _released(gen: Generation) -> None:
-    """After a task: a generation that ended frees a place for the user's next one."""
-    if gen.status in Generation.FINAL:
+    """After a task: an ended generation frees a place (one EXISTS when nothing waits)."""
+    if gen.status in Generation.FINAL and Generation.objects.waiting(gen.user_id).exists():
         release(gen.user_id)
 
 
