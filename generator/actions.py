@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from generator import limits
+from generator import counters, limits
 from generator.models import AIModel, Generation, UsageEntry
 from generator.models.validation import settings_errors
 from generator.storage import delete_files
@@ -82,6 +82,8 @@ def submit(
             UsageEntry.objects.charge(gen)
             if sent:
                 enqueue(gen, stamped=True, first=busy == 0)
+            else:
+                counters.mark_waiting(user.pk)
     except limits.LimitExceeded:
         # The first click may have used the last image: the second still gets its generation.
         existing = _existing(user, key)

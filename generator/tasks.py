@@ -12,6 +12,7 @@ moved) and cancel_at_provider. retry_delay is the one retry policy for provider 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -23,7 +24,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from generator.counters import PENDING_CHECK_KEY
+from generator import counters
 from generator.errors import GenerationError, OutcomeUnknown, StorageError
 from generator.models import AIModel, Generation
 from generator.outputs import store_and_complete
@@ -136,7 +137,7 @@ def in_flight(user_id: int) -> int | None:
     return Generation.objects.in_flight(user_id).count()
 
 
-def has_room(count: int | None) -> bool:  # a user with `count` (in_flight()) may send one more
+def has_room(count: int | None) -> bool:  # whether a user with `count` in flight may send one
     return count is None or count < settings.EASEL_USER_CONCURRENCY
 
 
@@ -159,12 +160,13 @@ def release(user_id: int) -> int:
         sent = Generation.mark_dispatched(rows)
         for index, gen in enumerate(sent):
             enqueue(gen, stamped=True, first=bool(cap) and busy == 0 and index == 0)
+        counters.mark_waiting(user_id, Generation.objects.waiting(user_id).exists())
     return len(sent)
 
 
 def _released(gen: Generation) -> None:
-    """After a task: an ended generation frees a place (one EXISTS when nothing waits)."""
-    if gen.status in Generation.FINAL and Generation.objects.waiting(gen.user_id).exists():
+    """After a task: an ended generation frees a place (a cache read when nothing waits)."""
+    if gen.status in Generation.FINAL and counters.has_waiting(gen.user_id):
         release(gen.user_id)
 
 
@@ -320,10 +322,8 @@ def check_generation(pk: int, step: int = 0) -> None:
 
 
 def _check(gen: Generation, step: int) -> None:
-    try:  # a webhook from now on queues a new check (generator.webhooks)
-        cache.delete(f"{PENDING_CHECK_KEY}:{gen.pk}")
-    except Exception:  # the cache is down: the next webhook's check may be skipped, not lost
-        pass  # (the poll goes on with backoff anyway)
+    with contextlib.suppress(Exception):  # a webhook queues a new check from now on; a cache
+        cache.delete(f"{counters.PENDING_CHECK_KEY}:{gen.pk}")  # that is down skips it
     _attach_model(gen, gen.model_version)
     provider = get_provider(gen.provider)
     if timezone.now() > (gen.deadline_at or _deadline(gen)):
