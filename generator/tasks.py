@@ -128,13 +128,12 @@ def _send(gen: Generation, countdown: float | None, stamped: bool, priority: int
 
 
 def in_flight(user_id: int) -> int | None:
-    """How many of the user's generations are in the task queue or running; None when the fair
-    queue is off (EASEL_USER_CONCURRENCY = 0). One indexed COUNT and no lock (a submission
-    without limits locks nothing), so two submissions at one instant may both take the last
-    place; release() is exact (it locks the user)."""
-    if not settings.EASEL_USER_CONCURRENCY:
-        return None
-    return Generation.objects.in_flight(user_id).count()
+    """How many of the user's generations are in the task queue or running, counted up to the
+    cap only (a COUNT over a LIMIT: flat however many one user has queued; 13,000 slowed every
+    submission, bench/RESULTS.md); None when the fair queue is off. No lock, so two submissions
+    at one instant may both take the last place; release() is exact (it locks the user)."""
+    cap = settings.EASEL_USER_CONCURRENCY
+    return Generation.objects.in_flight(user_id)[:cap].count() if cap else None
 
 
 def has_room(count: int | None) -> bool:  # whether a user with `count` in flight may send one
@@ -150,7 +149,7 @@ def release(user_id: int) -> int:
     cap = settings.EASEL_USER_CONCURRENCY
     with transaction.atomic():
         Generation.lock_owner(user_id)
-        busy = Generation.objects.in_flight(user_id).count()
+        busy = Generation.objects.in_flight(user_id)[:cap].count() if cap else 0
         room = cap - busy if cap else 500
         if room <= 0:
             return 0
