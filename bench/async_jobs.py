@@ -34,6 +34,34 @@ from bench.results import append_row  # noqa: E402
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/easel_bench_h1"
 
 
+def setup_django(default_db: str, media: Path) -> bool:
+    """The standalone benches' set-up: settings for BENCH_DATABASE_URL (created and migrated
+    here) and REDIS_URL, media in `media`, Django ready. False (said why) without Redis."""
+    db_url = os.environ.get("BENCH_DATABASE_URL", default_db)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        EASEL_ALLOW_DEV_SECRET="1",
+        EASEL_ENV_FILE="",
+        DATABASE_URL=db_url,
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
+        MEDIA_ROOT=str(media),
+        LOG_LEVEL="WARNING",
+    )
+    ensure_database(db_url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from tests.procs import redis_available
+
+    if not redis_available():
+        print("Redis is not reachable at REDIS_URL; this benchmark needs a real broker.")
+        return False
+    call_command("migrate", verbosity=0)
+    return True
+
+
 def ensure_database(url: str) -> None:
     import psycopg
 
@@ -68,33 +96,15 @@ def main() -> int:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
-    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     media = Path(tempfile.mkdtemp(prefix="easel-bench-media-"))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        EASEL_ALLOW_DEV_SECRET="1",
-        DATABASE_URL=db_url,
-        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
-        MEDIA_ROOT=str(media),
-        LOG_LEVEL="WARNING",
-    )
-    ensure_database(db_url)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    if not setup_django(DEFAULT_DB, media):
+        return 2
+    from django.contrib.auth import get_user_model
 
     from generator import actions
     from generator.models import AIModel, Generation
-    from tests.procs import Worker, redis_available
+    from tests.procs import Worker
     from tests.simulators.scenario import API_KEY, API_SECRET, ScenarioSimulator
-
-    if not redis_available():
-        print("Redis is not reachable at REDIS_URL; this benchmark needs a real broker.")
-        return 2
-    call_command("migrate", verbosity=0)
-    from django.contrib.auth import get_user_model
 
     user, _ = get_user_model().objects.get_or_create(email="bench-async@example.com")
     model, _ = AIModel.objects.update_or_create(

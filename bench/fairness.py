@@ -20,7 +20,6 @@ date and machine to bench/RESULTS.md (--no-record to skip). Exit 1 if the target
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.async_jobs import ensure_database, machine  # noqa: E402
+from bench.async_jobs import machine, setup_django  # noqa: E402
 from bench.results import append_row  # noqa: E402
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/easel_bench_fair"
@@ -47,34 +46,16 @@ def main() -> int:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
-    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     media = Path(tempfile.mkdtemp(prefix="easel-bench-fair-"))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        EASEL_ALLOW_DEV_SECRET="1",
-        EASEL_ENV_FILE="",
-        DATABASE_URL=db_url,
-        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
-        MEDIA_ROOT=str(media),
-        LOG_LEVEL="WARNING",
-    )
-    ensure_database(db_url)
-
-    import django
-
-    django.setup()
+    if not setup_django(DEFAULT_DB, media):
+        return 2
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
     from generator.models import AIModel, Generation
-    from tests.procs import Worker, redis_available
+    from tests.procs import Worker
     from tests.simulators.openai import OpenAISimulator
 
-    if not redis_available():
-        print("Redis is not reachable at REDIS_URL; this benchmark needs a real broker.")
-        return 2
-    call_command("migrate", verbosity=0)
     users = get_user_model().objects
     heavy, _ = users.get_or_create(email="bench-fair-heavy@example.com")
     light, _ = users.get_or_create(email="bench-fair-light@example.com")

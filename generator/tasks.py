@@ -12,7 +12,6 @@ moved) and cancel_at_provider. retry_delay is the one retry policy for provider 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -321,8 +320,7 @@ def check_generation(pk: int, step: int = 0) -> None:
 
 
 def _check(gen: Generation, step: int) -> None:
-    with contextlib.suppress(Exception):  # a webhook queues a new check from now on; a cache
-        cache.delete(f"{counters.PENDING_CHECK_KEY}:{gen.pk}")  # that is down skips it
+    cache.delete(f"{counters.PENDING_CHECK_KEY}:{gen.pk}")  # a webhook may queue a new check
     _attach_model(gen, gen.model_version)
     provider = get_provider(gen.provider)
     if timezone.now() > (gen.deadline_at or _deadline(gen)):
