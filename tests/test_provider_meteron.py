@@ -307,7 +307,9 @@ def test_the_simulator_serves_queued_jobs_by_priority(
 ):
     import time
 
-    sim.capacity, sim.job_duration = 1, 0.4
+    # Jobs of 1 s checked 1.3 s in: the first is done, the high one runs, and a loaded machine
+    # has 0.7 s before the low one could start (0.4/0.6 s was flaky under CI load).
+    sim.capacity, sim.job_duration = 1, 1.0
     provider = get_provider("meteron")
     owner.priority, stranger.priority = "low", "high"
     first = make_generation(owner, model=async_model, status=Generation.Status.RUNNING)
@@ -318,7 +320,7 @@ def test_the_simulator_serves_queued_jobs_by_priority(
         gen.provider_job_id = provider.submit(gen).job_id
         jobs[gen.pk] = gen
     assert [r.header("x-priority") for r in sim.submissions()] == ["low", "low", "high"]
-    time.sleep(0.6)  # first done, the high-priority job (arrived last) runs before the low one
+    time.sleep(1.3)  # first done, the high-priority job (arrived last) runs before the low one
     assert isinstance(provider.check(first), Done)
     assert isinstance(provider.check(high), Pending | Done)
     assert sim._status(sim.generations[high.provider_job_id]) in ("processing", "completed")
