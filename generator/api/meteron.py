@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from functools import wraps
 
-from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from generator import actions, limits
+from generator import actions, limits, waiting
 from generator.api.auth import ApiError, caller
 from generator.forms import GenerationForm
 from generator.image_urls import attach_urls
@@ -127,21 +125,11 @@ def _create(request: HttpRequest):
     except limits.LimitExceeded as exc:
         raise ApiError(exc.status, exc.message) from None
     wait = request.headers.get("X-Async", "false").strip().lower() != "true"
-    gen = wait_until_final(gen) if wait else gen
+    if wait:
+        waiting.settled_sync(gen.pk)
     gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
     status = 200 if (gen.is_final or not wait) else 202
     return JsonResponse(_items([gen], request)[0], status=status)
-
-
-def wait_until_final(gen: Generation) -> Generation:
-    """X-Async false: hold the request until the generation is final, at most
-    EASEL_API_SYNC_TIMEOUT seconds (then 202 with the current status; poll `?id=`)."""
-    deadline = time.monotonic() + settings.EASEL_API_SYNC_TIMEOUT
-    while True:
-        gen.refresh_from_db(fields=["status"])
-        if gen.is_final or time.monotonic() >= deadline:
-            return gen
-        time.sleep(0.25)
 
 
 def _list(request: HttpRequest):

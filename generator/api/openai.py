@@ -12,9 +12,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from generator import actions, limits
+from generator import actions, limits, waiting
 from generator.api.auth import ApiError, caller
-from generator.api.meteron import wait_until_final
 from generator.forms import GenerationForm
 from generator.image_urls import attach_urls
 from generator.models import AIModel, Generation
@@ -133,7 +132,7 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
         retry = max(1, int(limits.period_bounds()["day_end"].timestamp() - time.time()))
         headers = {"Retry-After": str(retry)} if exc.status == 429 else {}
         return _error(exc.status, exc.message, code=exc.code, headers=headers)
-    gen = wait_until_final(gen)
+    waiting.settled_sync(gen.pk)
     gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
     if gen.status != Generation.Status.COMPLETED:
         if gen.is_final:
