@@ -22,3 +22,16 @@ max_requests = 2000
 max_requests_jitter = 200
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus (config/metrics_env.py): every worker process writes its metrics to one folder
+# that /metrics sums up. Set before the workers load the app; a dead worker's live gauges go.
+from config import metrics_env  # noqa: E402
+
+metrics_env.prepare("web")
+
+from prometheus_client import multiprocess  # noqa: E402 (after prepare: it reads the folder)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -19,7 +19,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from config import metrics_env
 from generator import logs
+
+# Before Django starts and anything imports prometheus_client (config/metrics_env.py): a
+# worker's pool processes share one metrics folder.
+if "worker" in sys.argv:
+    metrics_env.prepare("worker")
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

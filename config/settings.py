@@ -163,7 +163,8 @@ else:
     CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_IMPORTS = ("generator.remaining",)  # task modules not named tasks.py
+# Modules a worker imports at start: task modules not named tasks.py, and its metrics signals.
+CELERY_IMPORTS = ("generator.remaining", "config.worker_metrics")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -385,3 +386,9 @@ CELERY_TASK_QUEUES = task_queues(EASEL_PROVIDER_QUEUES)
 LOG_FORMAT = env("LOG_FORMAT", "text").lower()  # json: one JSON object per line (generator/logs.py)
 LOGGING["formatters"]["json"] = {"()": "generator.logs.JsonFormatter"}
 LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
+
+# Prometheus metrics at /metrics (config/metrics.py): off (404) unless a scrape token is set;
+# the scraper sends it as `Authorization: Bearer <token>`.
+EASEL_METRICS_TOKEN = env("EASEL_METRICS_TOKEN", "")
+if EASEL_METRICS_TOKEN:
+    MIDDLEWARE.insert(0, "config.metrics.MetricsMiddleware")

@@ -203,6 +203,8 @@ def dashboard_data(now: datetime | None = None) -> dict:
         "per_user": per_user,
         "providers": providers,
         "total_30d": recent.count(),
+        # All time, the query /metrics' easel_generations gauge reads (config/metrics.py).
+        "all_by_provider": sorted(Generation.objects.counts_by_provider_status().items()),
     }
 
 

@@ -17,7 +17,7 @@ from django.db import connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generator import counters
+from generator import counters, instruments
 from generator.models.catalogue import AIModel
 from generator.models.generation_queries import ACTIVE, FINAL, GenerationQuerySet, Status
 from generator.models.images import OutputImage
@@ -183,6 +183,7 @@ class Generation(models.Model):
         )
         if gen is not None:
             counters.bump_user(gen.user_id)
+            instruments.generation_claimed(gen)
         return gen
 
     @classmethod
@@ -286,7 +287,10 @@ class Generation(models.Model):
 
     def complete(self) -> bool:
         """queued/running → completed, for images already stored (meteron_sync)."""
-        return self._transition(self.ACTIVE, **self.completion())
+        done = self._transition(self.ACTIVE, **self.completion())
+        if done:
+            instruments.generation_finished(self, self.Status.COMPLETED, None)
+        return done
 
     def complete_with_images(self, images: list[OutputImage]) -> bool:
         """running → completed and its image rows, in one transaction, only if it is still
@@ -298,6 +302,7 @@ class Generation(models.Model):
                 OutputImage.objects.bulk_create(images)
         if done:
             counters.bump_user(self.user_id)
+            instruments.generation_finished(self, self.Status.COMPLETED, None)
         return done
 
     # Who did the work a failure cost: the refund rule below reads it with the row.
@@ -324,7 +329,9 @@ class Generation(models.Model):
         the provider or the provider failed it on its side (`side`, the default); a failure
         of Easel's own after the provider worked, or an unknown outcome, keeps the charge:
         a limit bounds what reaches the provider."""
-        return self._end(self.Status.FAILED, reason, refund=side == self.PROVIDER_SIDE)
+        return self._end(
+            self.Status.FAILED, reason, refund=side == self.PROVIDER_SIDE, reason_class=side
+        )
 
     def cancel(self, reason: str = "Canceled.", *, by_provider: bool = False) -> bool:
         """→ canceled. Refunded if the request never reached the provider, or the provider
@@ -332,9 +339,11 @@ class Generation(models.Model):
         its charge (stopping it there is generator.actions.cancel's part)."""
         return self._end(self.Status.CANCELED, reason, refund=by_provider)
 
-    def _end(self, status: str, reason: str, *, refund: bool) -> bool:
+    def _end(self, status: str, reason: str, *, refund: bool, reason_class: str = "") -> bool:
         """queued/running → a final status other than completed, then the ledger: refunded
-        when `refund` or the request never reached the provider, else the charge is kept."""
+        when `refund` or the request never reached the provider, else the charge is kept.
+        `reason_class` (a failure's side) labels the failures metric; "not_sent" when the
+        request never reached the provider."""
         done = self._transition(
             self.ACTIVE,
             status=status,
@@ -344,6 +353,9 @@ class Generation(models.Model):
         )
         if done:
             self._settle(reason, refund=refund or not self.reached_provider)
+            if reason_class and not self.reached_provider:
+                reason_class = "not_sent"
+            instruments.generation_finished(self, status, reason_class or None)
         return done
 
     def set_favorite(self, favorite: bool) -> None:

@@ -84,3 +84,9 @@ class GenerationQuerySet(models.QuerySet):
         for row in self.order_by().values("status").annotate(n=models.Count("id")):
             counts[row["status"]] = row["n"]
         return counts
+
+    def counts_by_provider_status(self) -> dict[tuple[str, str], int]:
+        """{(provider, status): n} — the staff dashboard's table and /metrics' easel_generations
+        gauge both read this, so the two always agree."""
+        rows = self.order_by().values_list("provider", "status").annotate(n=models.Count("id"))
+        return {(provider, status): n for provider, status, n in rows}
