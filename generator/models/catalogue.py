@@ -67,6 +67,18 @@ class AIModel(models.Model):
         blank=True,
         help_text="Generations a user may have queued or running at once (blank = unlimited).",
     )
+    price_per_image = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=0,
+        help_text="What one image costs (currency units).",
+    )
+    price_per_megapixel = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=0,
+        help_text="Added per megapixel of each image, where the size is known (0 = none).",
+    )
     prompt_template = models.CharField(
         max_length=500,
         blank=True,
