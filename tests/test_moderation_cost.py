@@ -3,15 +3,14 @@ provider's content-policy refusal) and what it costs (prices, spend, monthly bud
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from generator import actions, budget, limits
 from generator.models import AIModel, BlockedTerm, FlaggedPrompt, Generation, UsageEntry, UserLimit
 from generator.moderation import PromptBlocked
+from tests.concurrent import run_at_once
 from tests.conftest import make_user, require, uses_postgres
 
 pytestmark = pytest.mark.django_db
@@ -170,29 +169,16 @@ def test_a_budget_stops_concurrent_submissions_at_the_exact_cent(django_user_mod
     local_model.price_per_image = Decimal("0.35")
     local_model.save()
     UserLimit.objects.create(user=user, monthly_budget=Decimal("2.10"))  # exactly 6 × 0.35
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
     def one(i):
+        data = {"model": local_model, "prompt": f"p{i}", "options": {"size": "256x256"}}
         try:
-            barrier.wait(timeout=30)
-            try:
-                data = {"model": local_model, "prompt": f"p{i}", "options": {"size": "256x256"}}
-                actions.submit(user, data)
-                result = "created"
-            except budget.BudgetExceeded:
-                result = "refused"
-            with lock:
-                outcomes.append(result)
-        finally:
-            connection.close()
+            actions.submit(user, data)
+        except budget.BudgetExceeded:
+            return "refused"
+        return "created"
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    outcomes = run_at_once(20, one)
     assert sorted(outcomes) == ["created"] * 6 + ["refused"] * 14  # floor(2.10 / 0.35) = 6
     assert Generation.objects.filter(user=user).count() == 6
     assert budget.spent_this_month(user) == Decimal("2.10")

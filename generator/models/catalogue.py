@@ -70,14 +70,16 @@ class AIModel(models.Model):
     price_per_image = models.DecimalField(
         max_digits=10,
         decimal_places=4,
-        default=0,
-        help_text="What one image costs (currency units).",
+        null=True,
+        blank=True,
+        help_text="What one image costs (currency units; blank = free).",
     )
     price_per_megapixel = models.DecimalField(
         max_digits=10,
         decimal_places=4,
-        default=0,
-        help_text="Added per megapixel of each image, where the size is known (0 = none).",
+        null=True,
+        blank=True,
+        help_text="Added per megapixel of each image, where the size is known (blank = none).",
     )
     prompt_template = models.CharField(
         max_length=500,
