@@ -147,6 +147,8 @@ def test_a_budget_refusal_says_what_is_left_and_when_it_resets(owner_client, own
     page = response.content.decode()
     assert "Monthly budget reached: 0.20 left this month (this costs 0.40), resets in" in page
     assert budget.summary(owner).startswith("0.20 of 1.00 budget left this month, resets in")
+    home = owner_client.get("/").content.decode()
+    assert "0.20 of 1.00 budget left this month, resets in" in home
 
 
 def test_the_default_budget_applies_without_an_override(settings, owner, local_model):
@@ -182,3 +184,33 @@ def test_a_budget_stops_concurrent_submissions_at_the_exact_cent(django_user_mod
     assert sorted(outcomes) == ["created"] * 6 + ["refused"] * 14  # floor(2.10 / 0.35) = 6
     assert Generation.objects.filter(user=user).count() == 6
     assert budget.spent_this_month(user) == Decimal("2.10")
+
+
+def test_staff_manage_the_block_list_and_review_flagged_prompts(admin_client, owner, local_model):
+    bad = admin_client.post(
+        "/admin/generator/blockedterm/add/",
+        {
+            "pattern": "(unclosed",
+            "is_regex": "on",
+            "whole_word": "on",
+            "enabled": "on",
+            "created_at_0": "2026-12-01",
+            "created_at_1": "10:00:00",
+        },
+    )
+    assert bad.status_code == 200 and "Not a valid regular expression" in bad.content.decode()
+    ok = admin_client.post(
+        "/admin/generator/blockedterm/add/",
+        {
+            "pattern": "dragon",
+            "whole_word": "on",
+            "enabled": "on",
+            "created_at_0": "2026-12-01",
+            "created_at_1": "10:00:00",
+        },
+    )
+    assert ok.status_code == 302 and BlockedTerm.objects.get().pattern == "dragon"
+    with pytest.raises(PromptBlocked):
+        actions.submit(owner, {"model": local_model, "prompt": "a dragon", "options": {}})
+    page = admin_client.get("/admin/generator/flaggedprompt/").content.decode()
+    assert "a dragon" in page and owner.email in page and local_model.name in page
