@@ -4,21 +4,24 @@ creates nothing, charges nothing and is listed for staff review (issue #18)."""
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
+from django.test import Client
 
 from generator.models import BlockedTerm, FlaggedPrompt, Generation, UsageEntry
-from tests.conftest import shot
+from tests.conftest import make_user, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_blocked_prompt_is_refused_on_the_page(live_server, page, local_model):
+def test_a_blocked_prompt_is_refused_on_the_page(live_server, page, local_model, django_user_model):
     BlockedTerm.objects.create(pattern="dragon")
-    page.goto(f"{live_server.url}/accounts/signup/")
-    page.fill("input[name=email]", "painter@example.com")
-    page.fill("input[name=password1]", "a-Long-pass-42")
-    page.fill("input[name=password2]", "a-Long-pass-42")
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    client = Client()
+    client.force_login(make_user(django_user_model, email="painter@example.com"))
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": cookie.key, "value": cookie.value, "url": live_server.url}]
+    )  # signed in as that user (the sign-up form itself is tests/test_browser.py's)
+    page.goto(f"{live_server.url}/")
 
     page.select_option("select[name=model]", "local-sketch")
     page.fill("textarea[name=prompt]", "a dragon at dawn")
