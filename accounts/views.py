@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from generator import limits
+from generator import budget, limits
 from generator.models import Generation, UsageEntry
 
 from .models import ApiKey
@@ -34,6 +34,8 @@ def usage(request: HttpRequest) -> HttpResponse:
         "page": page,
         "totals": list(limits.usage_totals(request.user)),
         "allowances": [a for a in limits.allowances(request.user) if not a.limits.unlimited],
+        "spend": [s for s in budget.spend_by_model_month(request.user) if s["spent"]],
+        "budget_summary": budget.summary(request.user),
     }
     return render(request, "accounts/usage.html", context)
 

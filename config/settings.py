@@ -321,6 +321,13 @@ EASEL_USER_CONCURRENCY = env_int("EASEL_USER_CONCURRENCY", 4)
 EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL = env_bool(
     "EASEL_LIMITED_MODELS_NEED_VERIFIED_EMAIL", True
 )
+# --- Moderation and cost (issue #18) ---
+# A monthly spend budget per user, all models (blank = none; a user's UserLimit overrides it).
+EASEL_DEFAULT_MONTHLY_BUDGET = env("EASEL_DEFAULT_MONTHLY_BUDGET") or None
+# An OpenAI-style moderation endpoint checked before spend (blank = only the block list).
+EASEL_MODERATION_URL = env("EASEL_MODERATION_URL") or ""
+EASEL_MODERATION_API_KEY = env("EASEL_MODERATION_API_KEY") or ""
+EASEL_MODERATION_MODEL = env("EASEL_MODERATION_MODEL", "omni-moderation-latest")
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off

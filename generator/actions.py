@@ -18,8 +18,8 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from generator import counters, limits
-from generator.models import AIModel, Generation, UsageEntry
+from generator import budget, counters, limits, moderation
+from generator.models import AIModel, Generation, UsageEntry, costs
 from generator.models.validation import settings_errors
 from generator.storage import delete_files
 from generator.tasks import cancel_at_provider, enqueue, has_room, in_flight, release
@@ -68,18 +68,22 @@ def submit(
         if existing:
             return existing, False
         gen.input_image = data["input_image"]
+    # Moderation before spend: a blocked prompt is refused before any lock, charge or send.
+    moderation.check(user, model, gen.prompt, gen.negative_prompt)
+    cost = costs.cost_of(gen)
     try:
         with transaction.atomic():
             # Where a limit applies this locks the user's row, so concurrent submissions are
             # checked and charged one by one.
             limits.lock_and_check(user, model, gen.num_images, enforce=enforce_limits)
+            budget.lock_and_check(user, cost, enforce=enforce_limits)
             busy = in_flight(user.pk)
             sent = has_room(busy)
             if not sent:  # the fair queue: it waits in Easel until one of theirs ends
                 gen.dispatched_at, gen.dispatches = None, 0
             # A repeated key (a double-click) fails the unique constraint: no look-up first.
             gen.save()
-            UsageEntry.objects.charge(gen)
+            UsageEntry.objects.charge(gen, cost)
             if sent:
                 enqueue(gen, stamped=True, first=busy == 0)
             else:

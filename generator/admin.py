@@ -276,7 +276,14 @@ class OutputImageAdmin(admin.ModelAdmin):
 
 @admin.register(UserLimit)
 class UserLimitAdmin(admin.ModelAdmin):
-    list_display = ("user", "model", "daily_image_limit", "monthly_image_limit", "max_running")
+    list_display = (
+        "user",
+        "model",
+        "daily_image_limit",
+        "monthly_image_limit",
+        "max_running",
+        "monthly_budget",
+    )
     list_filter = ("model",)
     search_fields = ("user__email",)
     raw_id_fields = ("user",)
@@ -286,7 +293,7 @@ class UserLimitAdmin(admin.ModelAdmin):
 class UsageEntryAdmin(admin.ModelAdmin):
     """The ledger is written by the pipeline only; staff read it."""
 
-    list_display = ("created_at", "user", "model", "kind", "images", "generation", "reason")
+    list_display = ("created_at", "user", "model", "kind", "images", "cost", "generation", "reason")
     list_filter = ("kind", "model", "created_at")
     search_fields = ("user__email", "generation__public_id")
     list_select_related = ("user", "model", "generation")
@@ -300,3 +307,6 @@ class UsageEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from generator import admin_moderation  # noqa: E402, F401  (registers the moderation admin)

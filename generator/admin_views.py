@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from generator import budget
 from generator.models import Generation
 
 logger = logging.getLogger(__name__)
@@ -212,4 +213,9 @@ def dashboard(request: HttpRequest, admin_site) -> HttpResponse:
     if not request.user.has_perm("generator.view_generation"):
         raise PermissionDenied
     context = {**admin_site.each_context(request), "title": "Usage dashboard", **dashboard_data()}
+    context["spend_tables"] = [
+        ("Spend by user", "User", budget.spend_by("user__email")[:50]),
+        ("Spend by model", "Model", budget.spend_by("model__name")),
+        ("Spend by provider", "Provider", budget.spend_by("model__provider")),
+    ]
     return TemplateResponse(request, "admin/generator/dashboard.html", context)

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 
-from generator import actions, limits, providers, remaining
+from generator import actions, budget, limits, providers, remaining
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card, render_cards
 from generator.forms import GenerationForm
@@ -147,6 +147,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "model_options": _model_options(),
         "new_id": request.GET.get("new", ""),
         "allowances": _allowances(request.user),
+        "budget_summary": budget.summary(request.user),
     }
     return render(request, "generator/home.html", context, status=status)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from generator import actions, limits
 from generator.models import Generation, UsageEntry, UserLimit
 from generator.providers.base import LimitReached
 from generator.tasks import run_generation
+from tests.concurrent import run_at_once
 from tests.conftest import make_user, require, uses_postgres
 
 pytestmark = pytest.mark.django_db
@@ -259,36 +259,21 @@ def test_twenty_parallel_submissions_with_three_left_create_exactly_three(
     user = make_user(django_user_model)
     local_model.daily_image_limit = 3
     local_model.save()
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
     def one(i):
+        data = {
+            "model": local_model,
+            "prompt": f"p{i}",
+            "num_images": 1,
+            "options": {"size": "256x256"},
+        }
         try:
-            barrier.wait(timeout=30)
-            try:
-                actions.submit(
-                    user,
-                    {
-                        "model": local_model,
-                        "prompt": f"p{i}",
-                        "num_images": 1,
-                        "options": {"size": "256x256"},
-                    },
-                )
-                result = "created"
-            except limits.LimitExceeded:
-                result = "refused"
-            with lock:
-                outcomes.append(result)
-        finally:
-            connection.close()  # each thread had its own connection
+            actions.submit(user, data)
+        except limits.LimitExceeded:
+            return "refused"
+        return "created"
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    outcomes = run_at_once(20, one)
     assert sorted(outcomes) == ["created"] * 3 + ["refused"] * 17
     assert Generation.objects.filter(user=user).count() == 3
     assert UsageEntry.objects.filter(user=user, kind="charge").count() == 3

@@ -7,11 +7,14 @@ State changes live with the model they change: every status change is a Generati
 from generator.models.catalogue import AIModel, AIModelQuerySet
 from generator.models.generation import Generation, GenerationQuerySet, new_generation_id
 from generator.models.images import OutputImage, output_upload_to
+from generator.models.moderation import BlockedTerm, FlaggedPrompt
 from generator.models.usage import UsageEntry, UsageEntryQuerySet, UserLimit
 
 __all__ = [
     "AIModel",
     "AIModelQuerySet",
+    "BlockedTerm",
+    "FlaggedPrompt",
     "Generation",
     "GenerationQuerySet",
     "OutputImage",

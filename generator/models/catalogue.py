@@ -67,6 +67,20 @@ class AIModel(models.Model):
         blank=True,
         help_text="Generations a user may have queued or running at once (blank = unlimited).",
     )
+    price_per_image = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="What one image costs (currency units; blank = free).",
+    )
+    price_per_megapixel = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Added per megapixel of each image, where the size is known (blank = none).",
+    )
     prompt_template = models.CharField(
         max_length=500,
         blank=True,

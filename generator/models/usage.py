@@ -14,6 +14,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from generator.models import costs
+
 
 class UserLimit(models.Model):
     """A per-user override of a model's limits. model = None applies to every model.
@@ -35,6 +37,14 @@ class UserLimit(models.Model):
     daily_image_limit = models.PositiveIntegerField(null=True, blank=True)
     monthly_image_limit = models.PositiveIntegerField(null=True, blank=True)
     max_running = models.PositiveIntegerField(null=True, blank=True)
+    monthly_budget = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Spend per calendar month, all models (only on the all-models row; blank = "
+        "EASEL_DEFAULT_MONTHLY_BUDGET).",
+    )
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -56,7 +66,7 @@ class UsageEntryQuerySet(models.QuerySet):
     def newest_first(self):
         return self.order_by("-created_at", "-id")
 
-    def charge(self, gen) -> UsageEntry:
+    def charge(self, gen, cost=None) -> UsageEntry:
         """The charge for an accepted generation, in the submit's transaction."""
         return self.create(
             user_id=gen.user_id,
@@ -64,6 +74,7 @@ class UsageEntryQuerySet(models.QuerySet):
             generation=gen,
             kind=UsageEntry.Kind.CHARGE,
             images=gen.num_images,
+            cost=cost if cost is not None else costs.cost_of(gen),
             charged_at=gen.created_at,
             created_at=gen.created_at,
         )
@@ -84,6 +95,7 @@ class UsageEntryQuerySet(models.QuerySet):
                     generation_id=gen.pk,
                     kind=UsageEntry.Kind.REFUND,
                     images=entry.images,
+                    cost=entry.cost,
                     charged_at=entry.charged_at,
                     reason=(reason or "")[:300],
                 )
@@ -121,6 +133,8 @@ class UsageEntry(models.Model):
     )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     images = models.PositiveIntegerField()
+    # What the charge cost (AIModel prices at submit time); a refund carries the same back.
+    cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
     reason = models.CharField(max_length=300, blank=True)
     # The charge's time, on both the charge and its refund: a refund today for yesterday's
     # generation gives back yesterday's image, not one of today's.

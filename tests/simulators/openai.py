@@ -144,6 +144,7 @@ class OpenAISimulator(Simulator):
         ]
         if self.flavour == "openai":
             routes.append(("POST", r"/v1/images/edits", self.edit))
+            routes.append(("POST", r"/v1/moderations", self.moderate))
         if self.flavour == "airefinery":  # SDK ≤1.14 posted under /inference
             routes.append(("POST", r"/inference/images/generations", self.generate))
         return routes
@@ -253,6 +254,32 @@ class OpenAISimulator(Simulator):
             self.submissions += 1
             self.edits.append({"fields": fields, "files": files})
         return self.reply(body, model)
+
+    def moderate(self, request: Request) -> Response:
+        """POST /v1/moderations, per the OpenAI API reference "Create moderation" and openai
+        3.51.0 `types/moderation_create_response.py` / `types/moderation.py`: `input` is a string
+        or a list of strings, one result each with `flagged`, `categories` (name → bool) and
+        `category_scores`. An input containing "violent" is flagged as violence, "hateful" as
+        hate; anything else passes."""
+        body = request.json
+        if not isinstance(body, dict) or "input" not in body:
+            return self.error(400, "'input' is a required property", param="input")
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        results = []
+        for text in inputs:
+            text = str(text).lower()
+            cats = {"violence": "violent" in text, "hate": "hateful" in text, "sexual": False}
+            results.append(
+                {
+                    "flagged": any(cats.values()),
+                    "categories": cats,
+                    "category_scores": {k: 0.97 if v else 0.01 for k, v in cats.items()},
+                }
+            )
+        model = body.get("model") or "omni-moderation-latest"
+        return Response(
+            200, {"id": f"modr-{secrets.token_hex(8)}", "model": model, "results": results}
+        )
 
     def unknown_parameter(self, name: str) -> Response:
         # The real answer to a field the model does not take, e.g. response_format to
