@@ -6,20 +6,10 @@ answered in OpenAI's `{"error": {...}}` envelope."""
 
 from ninja import NinjaAPI, Schema
 from ninja.errors import ValidationError
-from ninja.security import HttpBearer
 
 from generator.api import openai
 from generator.api.auth import ApiError
-
-
-class Bearer(HttpBearer):
-    """Documents the scheme only: `generator.api.auth.caller` checks the key in each view."""
-
-    def __call__(self, request):
-        return True
-
-    def authenticate(self, request, token):  # pragma: no cover - never called, see __call__
-        return token
+from generator.api.schema import Bearer
 
 
 api = NinjaAPI(
