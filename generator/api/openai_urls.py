@@ -11,7 +11,6 @@ from generator.api import openai
 from generator.api.auth import ApiError
 from generator.api.schema import Bearer
 
-
 api = NinjaAPI(
     title="Easel, OpenAI-compatible images API",
     version="1",
