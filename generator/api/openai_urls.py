@@ -4,21 +4,14 @@ Swagger UI at /v1/docs/ (ninja's bundled static files, no CDN). Request bodies a
 the views themselves (so the wire behaviour is unchanged); ninja's own validation errors are
 answered in OpenAI's `{"error": {...}}` envelope."""
 
-from ninja import NinjaAPI, Schema
+from ninja import Schema
 from ninja.errors import ValidationError
 
 from generator.api import openai
 from generator.api.auth import ApiError
-from generator.api.schema import Bearer
+from generator.api.schema import dialect_api
 
-api = NinjaAPI(
-    title="Easel, OpenAI-compatible images API",
-    version="1",
-    urls_namespace="openai",
-    openapi_url="/schema/",
-    docs_url="/docs/",
-    auth=Bearer(),
-)
+api = dialect_api("Easel, OpenAI-compatible images API", "openai")
 
 
 @api.exception_handler(ValidationError)

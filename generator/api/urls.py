@@ -5,20 +5,13 @@ query and body themselves, so the wire behaviour is unchanged; ninja's own valid
 answered in Meteron's `{"error": message}` shape."""
 
 from django.http import JsonResponse
-from ninja import NinjaAPI, Schema
+from ninja import Schema
 from ninja.errors import ValidationError
 
 from generator.api import meteron
-from generator.api.schema import Bearer
+from generator.api.schema import dialect_api
 
-api = NinjaAPI(
-    title="Easel, Meteron-compatible images API",
-    version="1",
-    urls_namespace="api",
-    openapi_url="/schema/",
-    docs_url="/docs/",
-    auth=Bearer(),
-)
+api = dialect_api("Easel, Meteron-compatible images API", "api")
 
 
 @api.exception_handler(ValidationError)
