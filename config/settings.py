@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "accounts",
     "generator",
     "gallery",
+    "ninja",  # django-ninja: the API's OpenAPI schema and its bundled Swagger UI (#17)
 ]
 
 MIDDLEWARE = [

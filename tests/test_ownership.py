@@ -78,6 +78,12 @@ NOT_OWNED = {
     "openai:generations": "bearer-key API; ownership tested in tests/test_api_openai.py",
     "openai:edits": "bearer-key API, acts as the key's owner only (tests/test_api_sdk.py)",
     "openai:models": "bearer-key API; lists enabled models, no user data",
+    "api:openapi-json": "public OpenAPI document of the API, generated from the code (#17)",
+    "api:openapi-view": "public Swagger UI page for that document (#17)",
+    "api:api-root": "django-ninja's API root: no user data",
+    "openai:openapi-json": "public OpenAPI document of the API, generated from the code (#17)",
+    "openai:openapi-view": "public Swagger UI page for that document (#17)",
+    "openai:api-root": "django-ninja's API root: no user data",
     "gallery:signed_file": "a signed, expiring token names the object; forged or expired is a "
     "404 (tests/test_api_sdk.py)",
 }

@@ -1,9 +1,86 @@
-from django.urls import path
+"""The Meteron-compatible API as one django-ninja `NinjaAPI` (issue #17): the same views, now
+also described by an OpenAPI document generated from this code, served at /api/schema/ with
+Swagger UI at /api/docs/ (ninja's bundled static files, no CDN). The views still read headers,
+query and body themselves, so the wire behaviour is unchanged; ninja's own validation errors are
+answered in Meteron's `{"error": message}` shape."""
+
+from django.http import JsonResponse
+from ninja import Schema
+from ninja.errors import ValidationError
 
 from generator.api import meteron
+from generator.api.schema import dialect_api
+
+api = dialect_api("Easel, Meteron-compatible images API", "api")
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc):
+    return JsonResponse({"error": "The request is not valid."}, status=400)
+
+
+class Error(Schema):
+    """Meteron's refusal shape (PROTOCOLS.md §1; `errors` only on a form error)."""
+
+    error: str
+    errors: dict[str, list[str]] | None = None
+
+
+class OutputImage(Schema):
+    id: str
+    imageGenerationId: str
+    url: str
+
+
+class Item(Schema):
+    id: str
+    modelId: str
+    status: str
+    reason: str
+    prompt: str
+    createdAt: str
+    outputImages: list[OutputImage]
+
+
+class Pagination(Schema):
+    pageSize: int
+    nextPageToken: str
+    previousPageToken: str
+
+
+class Page(Schema):
+    results: list[Item]
+    pagination: Pagination
+
+
+class Remaining(Schema):
+    remaining: int | None
+    remainingThisMonth: int | None
+
+
+ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 429: Error}
+
+api.get(
+    "/images/generations",
+    url_name="generations",
+    operation_id="list_generations",
+    response={200: Page, **ERRORS},
+)(meteron.generations)
+api.post(
+    "/images/generations",
+    url_name="generations",
+    operation_id="create_generation",
+    response={200: Item, 202: Item, **ERRORS},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)(meteron.generations)
+api.get(
+    "/remaining/generations",
+    url_name="remaining",
+    operation_id="remaining",
+    response={200: Remaining, **ERRORS},
+)(meteron.remaining)
 
 app_name = "api"
-urlpatterns = [
-    path("images/generations", meteron.generations, name="generations"),
-    path("remaining/generations", meteron.remaining, name="remaining"),
-]
+urlpatterns = api.urls[0]
