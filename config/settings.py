@@ -211,7 +211,12 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# "mandatory" by default (issue #14): with ACCOUNT_PREVENT_ENUMERATION below, allauth then answers a
+# sign-up with an existing e-mail exactly like a new one and mails the owner "account already
+# exists" instead of showing "already taken" (allauth.account.internal.flows.manage_email
+# .assess_unique_email). With "optional" or "none" uniqueness wins and the form says so.
+# DEBUG=true (make run) keeps "optional" so a local sign-up lands signed in without a mailbox.
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "optional" if DEBUG else "mandatory")
 if ACCOUNT_EMAIL_VERIFICATION not in {"none", "optional", "mandatory"}:
     raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be none, optional or mandatory")
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
