@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import envfile
 from config.env import env, env_bool, env_int, env_list
+from config.sso import oidc_apps
 
 # Local .env (issue 16, config/envfile.py): development only; real environment variables win.
 EASEL_ENV_FILE_USED = envfile.load_default()
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "accounts",
     "generator",
     "gallery",
@@ -229,6 +232,15 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password": "20/m/ip,5/m/key",
 }
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+
+# Single sign-on (issue #18): OpenID Connect providers from EASEL_OIDC_PROVIDERS (config/sso.py).
+# A provider's user whose e-mail matches an existing account is logged in to it and the provider
+# is connected — only when the provider says the address is verified (claim email_verified; allauth
+# matches verified addresses only). Takeover risk: a provider that marks addresses verified without
+# checking them could sign in as any local user; list only providers you trust for that.
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": oidc_apps()}}
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

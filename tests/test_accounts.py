@@ -91,3 +91,32 @@ def test_login_and_logout(client, owner):
 def test_public_ids_are_unique_and_not_the_email(owner, stranger):
     assert owner.public_id != stranger.public_id
     assert "@" not in owner.public_id
+
+
+@pytest.mark.django_db
+def test_without_sso_providers_the_pages_show_nothing_about_social_login(client, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": []}}
+    for url in ("/accounts/login/", "/accounts/signup/"):
+        html = client.get(url).content.decode()
+        assert "/accounts/oidc/" not in html
+        assert "Or use a third-party" not in html
+
+
+@pytest.mark.django_db
+def test_with_an_sso_provider_the_login_page_offers_it(client, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "corp",
+                    "name": "Corp SSO",
+                    "client_id": "c",
+                    "secret": "s",
+                    "settings": {"server_url": "http://127.0.0.1:9/"},
+                }
+            ]
+        }
+    }
+    html = client.get("/accounts/login/").content.decode()
+    assert "/accounts/oidc/corp/login/" in html
+    assert "Corp SSO" in html
