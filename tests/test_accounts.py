@@ -9,12 +9,14 @@ from accounts.models import User
 from tests.mailbox import confirmation_link
 
 
+def _sign_up(client, email):
+    form = {"email": email, "password1": "a-Long-pass-42", "password2": "a-Long-pass-42"}
+    return client.post("/accounts/signup/", form)
+
+
 @pytest.mark.django_db
 def test_a_visitor_signs_up_confirms_the_email_and_lands_logged_in(client):
-    response = client.post(
-        "/accounts/signup/",
-        {"email": "new@example.com", "password1": "a-Long-pass-42", "password2": "a-Long-pass-42"},
-    )
+    response = _sign_up(client, "new@example.com")
     assert response.status_code == 302
     assert "/accounts/confirm-email/" in response["Location"]  # verification is mandatory
     user = User.objects.get(email="new@example.com")
@@ -28,10 +30,7 @@ def test_a_visitor_signs_up_confirms_the_email_and_lands_logged_in(client):
 @pytest.mark.django_db
 def test_optional_verification_lets_the_user_in_at_once(client, settings):
     settings.ACCOUNT_EMAIL_VERIFICATION = "optional"
-    client.post(
-        "/accounts/signup/",
-        {"email": "o@example.com", "password1": "a-Long-pass-42", "password2": "a-Long-pass-42"},
-    )
+    _sign_up(client, "o@example.com")
     assert client.get("/").status_code == 200
     assert len(mail.outbox) == 1  # the verification e-mail still goes out
 
@@ -59,10 +58,7 @@ def test_sign_up_with_a_taken_email_looks_like_a_new_one_and_mails_the_owner(cli
 @pytest.mark.django_db
 def test_mandatory_verification_keeps_the_user_out_until_confirmed(client, settings):
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
-    client.post(
-        "/accounts/signup/",
-        {"email": "m@example.com", "password1": "a-Long-pass-42", "password2": "a-Long-pass-42"},
-    )
+    _sign_up(client, "m@example.com")
     response = client.get("/")
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]

@@ -58,3 +58,19 @@ def test_a_verified_provider_email_links_the_existing_account(
     sign_in_with_corp(page, live_server.url)
     assert User.objects.filter(email__iexact="member@example.com").count() == 1
     assert SocialAccount.objects.get(uid="sub-member").user == existing
+
+
+def test_an_unverified_provider_email_does_not_take_over_the_account(
+    live_server, page, oidc, django_user_model
+):
+    existing = make_user(django_user_model, email="member@example.com")
+    oidc.next_user(sub="sub-attacker", email="member@example.com", email_verified=False)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_role("link", name="Corp SSO").click()
+    page.wait_for_url("**/accounts/oidc/corp/login/**")
+    page.click("form button[type=submit]")
+    # Treated like an e-mail sign-up of a taken address: "verify your e-mail", nothing linked.
+    page.wait_for_url("**/accounts/confirm-email/")
+    assert not SocialAccount.objects.filter(user=existing).exists()
+    assert User.objects.filter(email__iexact="member@example.com").count() == 1
+    assert "/accounts/login/" in page.goto(f"{live_server.url}/").url  # not signed in
