@@ -18,6 +18,20 @@ from django.http import HttpRequest, HttpResponse
 from django.views.debug import SafeExceptionReporterFilter
 
 
+def _sso_origins() -> list[str]:
+    """Single sign-on's "Continue" form redirects to each OpenID Connect provider's authorize
+    endpoint; CSP form-action also governs that redirect, so the providers' origins are allowed."""
+    apps = (
+        getattr(settings, "SOCIALACCOUNT_PROVIDERS", {}).get("openid_connect", {}).get("APPS", [])
+    )
+    origins = []
+    for app in apps:
+        parts = urlsplit(app.get("settings", {}).get("server_url", ""))
+        if parts.scheme and parts.netloc:
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
 def build_policy() -> str:
     img = ["'self'", "data:", "https:"]
     endpoint = getattr(settings, "AWS_S3_ENDPOINT_URL", None)
@@ -34,7 +48,7 @@ def build_policy() -> str:
         "object-src": ["'none'"],
         "frame-ancestors": ["'none'"],
         "base-uri": ["'self'"],
-        "form-action": ["'self'"],
+        "form-action": ["'self'", *_sso_origins()],
     }
     return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
@@ -44,11 +58,11 @@ class ContentSecurityPolicyMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.policy = build_policy()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", self.policy)
+        # Built per response (a few string joins) so it follows the settings in force.
+        response.headers.setdefault("Content-Security-Policy", build_policy())
         return response
 
 

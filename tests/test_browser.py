@@ -6,6 +6,7 @@ import pytest
 
 from generator.models import Generation
 from tests.conftest import shot
+from tests.mailbox import confirm_in_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +19,7 @@ def test_sign_up_prompt_and_see_the_image_in_the_gallery(live_server, page, work
     page.fill("input[name=password1]", "a-Long-pass-42")
     page.fill("input[name=password2]", "a-Long-pass-42")
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    confirm_in_browser(page, "painter@example.com", f"{live_server.url}/")
 
     page.select_option("select[name=model]", "local-sketch")
     page.fill("textarea[name=prompt]", "a quiet harbour at dawn")

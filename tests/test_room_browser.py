@@ -14,6 +14,7 @@ from PIL import Image
 
 from generator.models import AIModel, Generation
 from tests.conftest import shot
+from tests.mailbox import confirm_in_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,7 +41,7 @@ def test_sign_up_upload_a_room_and_compare_before_and_after(
     page.fill("input[name=password1]", "a-Long-pass-42")
     page.fill("input[name=password2]", "a-Long-pass-42")
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    confirm_in_browser(page, "roomer@example.com", f"{live_server.url}/")
 
     page.select_option("select[name=model]", "room-redesign")
     assert page.locator("input[name=input_image]").is_visible()

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from allauth.account.models import EmailAddress
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -32,7 +33,10 @@ def worker(start_worker):
 
 @pytest.fixture
 def painter(django_user_model, local_model):
-    return django_user_model.objects.create_user(email="painter@example.com", password=PASSWORD)
+    # Verified like a confirmed sign-up: the log-in page needs that under mandatory verification.
+    user = django_user_model.objects.create_user(email="painter@example.com", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user
 
 
 def log_in(page, base_url, email="painter@example.com"):
