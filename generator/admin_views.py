@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from generator import limits
 from generator.models import Generation
 
 logger = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ def dashboard_data(now: datetime | None = None) -> dict:
         "per_user": per_user,
         "providers": providers,
         "total_30d": recent.count(),
+        "ledger": limits.ledger_totals(),
     }
 
 
