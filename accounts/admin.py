@@ -7,6 +7,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from generator.actions import deactivate_users, usage_summary
+from generator.erase import erase_user
 from generator.models import Generation, UserLimit
 
 from .models import KEY_PREFIX, ApiKey, User
@@ -100,6 +101,15 @@ class UserAdmin(DjangoUserAdmin):
         return format_html_join(mark_safe("<br>"), "<strong>{}</strong>: {}", rows)
 
     @admin.action(description="Deactivate selected users and cancel their queued generations")
+    # Staff delete a user through the same path as the user's own "Delete my account":
+    # storage objects first, ledger anonymised, then the row (generator.erase).
+    def delete_model(self, request, obj):
+        erase_user(obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            erase_user(user)
+
     def deactivate(self, request, queryset):
         users, canceled = deactivate_users(queryset.exclude(pk=request.user.pk))
         self.message_user(

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.profile, name="profile"),
     path("usage/", views.usage, name="usage"),
     path("keys/", views.keys, name="keys"),
+    path("delete/", views.delete_account, name="delete"),
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -8,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from generator import budget, limits
+from generator.erase import EraseError, erase_user
 from generator.models import Generation, UsageEntry
 
 from .models import ApiKey
@@ -61,6 +63,35 @@ def keys(request: HttpRequest) -> HttpResponse:
     status = 400 if error else 200
     context = {"keys": rows, "token": token, "error": error}
     return render(request, "accounts/keys.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_account(request: HttpRequest) -> HttpResponse:
+    """Erase the account: confirmed by the password, or the typed e-mail for an account
+    without a usable password (signed up through another provider)."""
+    user = request.user
+    has_password = user.has_usable_password()
+    error = ""
+    if request.method == "POST":
+        given = request.POST.get("confirm") or ""
+        if has_password:
+            ok = bool(given) and user.check_password(given)
+        else:
+            ok = given.strip().lower() == (user.email or "").lower() and bool(given.strip())
+        if not ok:
+            error = "That does not match: nothing was deleted."
+        else:
+            try:
+                erase_user(user)
+            except EraseError:
+                error = "Storage did not answer; nothing was deleted. Please try again."
+            else:
+                logout(request)
+                messages.success(request, "Your account and all its images were deleted.")
+                return redirect("/")
+    context = {"has_password": has_password, "error": error}
+    return render(request, "accounts/delete.html", context, status=400 if error else 200)
 
 
 def _int(value: str) -> int:

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from generator import budget
+from generator import budget, limits
 from generator.models import Generation
 
 logger = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ def dashboard_data(now: datetime | None = None) -> dict:
         "total_30d": recent.count(),
         # All time, the query /metrics' easel_generations gauge reads (config/metrics.py).
         "all_by_provider": sorted(Generation.objects.counts_by_provider_status().items()),
+        "ledger": limits.ledger_totals(),
     }
 
 

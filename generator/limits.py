@@ -262,3 +262,15 @@ def usage_totals(user) -> models.QuerySet:
         )
         .order_by("model__name")
     )
+
+
+def ledger_totals() -> dict:
+    """Images charged and refunded across every user, all time, erased accounts included
+    (their rows are kept with user NULL): the staff dashboard's ledger totals."""
+    return UsageEntry.objects.aggregate(
+        charged=Sum("images", filter=Q(kind=UsageEntry.Kind.CHARGE), default=0),
+        refunded=Sum("images", filter=Q(kind=UsageEntry.Kind.REFUND), default=0),
+        anonymised=Sum(
+            "images", filter=Q(kind=UsageEntry.Kind.CHARGE, user__isnull=True), default=0
+        ),
+    )

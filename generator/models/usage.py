@@ -122,9 +122,15 @@ class UsageEntry(models.Model):
         CHARGE = "charge", "Charged"
         REFUND = "refund", "Refunded"
 
+    # NULL once the user erased their account (generator.erase): the row still counts in
+    # staff totals; anonymised_at says when it lost its user.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_entries"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_entries",
     )
+    anonymised_at = models.DateTimeField(null=True, blank=True)
     model = models.ForeignKey(
         "generator.AIModel", on_delete=models.CASCADE, related_name="usage_entries"
     )

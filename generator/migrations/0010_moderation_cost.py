@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generator', '0008_fair_queue_index'),
+        ('generator', '0009_usage_anonymised'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
