@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from allauth.account.models import EmailAddress
     from django.contrib.auth import get_user_model
 
     from generator.models import Generation
@@ -172,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     run_tag = f"{int(time.time())}-{os.getpid()}"
     emails = [f"load{i}-{run_tag}@example.com" for i in range(args.users)]
     users = [User.objects.create_user(email=email, password=PASSWORD) for email in emails]
+    # Signed-up people who confirmed their address: with mandatory verification (the production
+    # default, issue #14) an unconfirmed one cannot sign in.
+    EmailAddress.objects.bulk_create(
+        EmailAddress(user=u, email=u.email, verified=True, primary=True) for u in users
+    )
     if args.prefill:
         prefill(users, args.prefill)
 

@@ -9,11 +9,13 @@ import sys
 import time
 
 import httpx
+import pytest
 
-from tests.procs import ROOT
+from tests.procs import ROOT, test_database_url
 from tests.test_embedded import free_port
 
 
+@pytest.mark.django_db(transaction=True)  # the log-in page reads the database (allauth's SSO apps)
 def test_fifty_idle_sockets_do_not_stall_pages(tmp_path):
     port = free_port()
     env = dict(
@@ -22,6 +24,7 @@ def test_fifty_idle_sockets_do_not_stall_pages(tmp_path):
         WEB_CONCURRENCY="2",
         EASEL_VAR_DIR=str(tmp_path / "var"),
         EASEL_ENV_FILE="",
+        DATABASE_URL=test_database_url(),
     )
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen(

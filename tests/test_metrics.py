@@ -153,6 +153,7 @@ def test_a_worker_serves_its_pipeline_metrics_and_its_heartbeat(
         }
     }
     port = free_port()
+    started = time.time()
     worker = start_worker(
         delay=0,
         concurrency=2,
@@ -185,17 +186,20 @@ def test_a_worker_serves_its_pipeline_metrics_and_its_heartbeat(
     )
     assert got[latency] == 6
 
-    beats = {}
+    def ours(beats: dict) -> bool:
+        return any(name.startswith("test-") and when >= started for name, when in beats.items())
+
+    beats: dict = {}
     end = time.monotonic() + 15
-    while time.monotonic() < end and not beats:
+    while time.monotonic() < end and not ours(beats):
         beats = {
             dict(labels)["worker"]: value
             for (name, labels), value in scrape(client).items()
             if name == "easel_worker_heartbeat_timestamp_seconds"
         }
         time.sleep(0.3)
-    assert any(name.startswith("test-") for name in beats), worker.log()
-    assert all(abs(time.time() - when) < 30 for when in beats.values())
+    # Other tests' workers may have left beats that have not expired yet: this worker's is new.
+    assert ours(beats), (beats, worker.log())
 
 
 @pytest.mark.django_db(transaction=True)
