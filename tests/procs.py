@@ -7,8 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from django.conf import settings
 from django.db import connection
 
@@ -133,3 +136,43 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, port: int, **extra: str) -> Iterator[tuple[str, int]]:
+    """A real gunicorn (`-c gunicorn.conf.py config.wsgi`, 2 workers) on the test database, its
+    own var dir; yields (base URL, how many /healthz tries it took to answer: a try that timed
+    out may still have been served). Stopped with SIGTERM after."""
+    env = dict(
+        os.environ,
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="2",
+        EASEL_VAR_DIR=str(tmp_path / "var"),
+        EASEL_ENV_FILE="",
+        DATABASE_URL=test_database_url(),
+        **extra,
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = open(tmp_path / "gunicorn.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        tries = 0
+        for _ in range(100):
+            tries += 1
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base, tries
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

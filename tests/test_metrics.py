@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from generator import actions
 from generator.models import Generation
 from generator.tasks import run_generation
+from tests.procs import gunicorn
 
 pytestmark = pytest.mark.django_db
 TOKEN = "scrape-token-for-tests"
@@ -206,42 +207,7 @@ def test_a_worker_serves_its_pipeline_metrics_and_its_heartbeat(
 def test_gunicorn_sums_its_workers_requests_in_every_scrape(tmp_path):
     """Two gunicorn workers: whichever one answers the scrape, it reports both workers' requests
     (multiprocess mode, config/metrics_env.py via gunicorn.conf.py)."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.procs import ROOT, test_database_url
-
-    port = free_port()
-    env = dict(
-        os.environ,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
-        EASEL_VAR_DIR=str(tmp_path / "var"),
-        EASEL_ENV_FILE="",
-        EASEL_METRICS_TOKEN=TOKEN,
-        DATABASE_URL=test_database_url(),
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(tmp_path / "gunicorn.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        tries = 0
-        for _ in range(100):
-            tries += 1
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:  # not up yet (or answered too late: counted there)
-                time.sleep(0.2)
+    with gunicorn(tmp_path, free_port(), EASEL_METRICS_TOKEN=TOKEN) as (base, tries):
         for _ in range(39):  # 40 with the one that found it up
             assert httpx.get(base + "/healthz", timeout=5).status_code == 200
         key = (
@@ -257,6 +223,3 @@ def test_gunicorn_sums_its_workers_requests_in_every_scrape(tmp_path):
         assert len(seen) == 1, seen  # one per-process count would differ between workers
         assert 40 <= seen.pop() <= 39 + tries
         assert (tmp_path / "var" / "metrics" / "web").is_dir()
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
