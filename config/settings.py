@@ -99,6 +99,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker share the file; wait for a lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# DATABASE_POOL_SIZE > 0 (PostgreSQL): one psycopg pool of that many connections per process
+# instead of one connection per thread. The ASGI server needs it (config/asgi.py sets 20 unless
+# told otherwise): Django runs each request's database work in a thread of its own there, so
+# 200 waiting requests would otherwise be 200 connections (PostgreSQL refuses past 100).
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0)
+if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 30,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django returns a connection to the pool instead
 
 envfile.make_sqlite_folder(DATABASES["default"])  # issue 16: SQLite cannot make var/
 
@@ -314,6 +326,15 @@ EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off
 EASEL_API_SYNC_TIMEOUT = env_int("EASEL_API_SYNC_TIMEOUT", 60)  # longest X-Async: false wait (s)
+# How open pages learn that a card changed: "poll" (a request per card a second; the embedded
+# default) or "sse" (server-sent events from /events/cards, generator/events.py: needs Redis and
+# the ASGI server routed for /events/, README "Serving").
+EASEL_LIVE_UPDATES = env("EASEL_LIVE_UPDATES", "poll")
+# How long a live reader (an API wait, a card stream) trusts the notifications before looking at
+# the row anyway: a lost message (Redis restarted) costs at most this much (generator/notify.py).
+EASEL_LIVE_RECHECK_SECONDS = env_int("EASEL_LIVE_RECHECK_SECONDS", 2)
+if EASEL_LIVE_UPDATES not in ("poll", "sse"):
+    raise ImproperlyConfigured("EASEL_LIVE_UPDATES must be poll or sse.")
 # --- end of the API block ---
 EASEL_INPUT_MAX_BYTES = env_int("EASEL_INPUT_MAX_BYTES", 10 * 1024 * 1024)
 EASEL_INPUT_MAX_PIXELS = env_int("EASEL_INPUT_MAX_PIXELS", 25_000_000)

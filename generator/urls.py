@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import events, views
 
 app_name = "generator"
 urlpatterns = [
     path("", views.home, name="home"),
     path("g/<public_id:public_id>/card/", views.card, name="card"),
+    path("events/cards", events.cards, name="live_cards"),
 ]

@@ -1,26 +1,44 @@
 """One way to wait for a generation to change (issue #17).
 
-The API's synchronous requests (Meteron `X-Async: false`, OpenAI `images.generate`) wait here until
-a generation is final. `settled` is the async form, for views that must not hold a worker process
-while they wait; `settled_sync` is the same wait for sync callers.
+The API's synchronous requests (Meteron `X-Async: false`, OpenAI `images.generate`) wait here
+until a generation is final, and the browser's live cards (generator/events.py) wait on the same
+notifications (generator/notify.py): a Redis message when the row changes, a look at the row
+every EASEL_LIVE_RECHECK_SECONDS anyway, and plain polling without Redis.
 
-Today both poll the database every `POLL_SECONDS`; the notification mechanism replaces the
-polling internals without changing these signatures.
+It is async: under the ASGI server (uvicorn, README "Serving") a waiting request holds one
+Redis connection and no thread or worker process. Under a WSGI server (`make run`'s runserver,
+the tests' live server) Django runs the same view in the request's thread, which it holds.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 
+from generator import notify
 from generator.models import Generation
 
-POLL_SECONDS = 0.25
+
+def released(read):
+    """`read`, then its connection goes back (to the pool: DATABASE_POOL_SIZE) unless a
+    transaction holds it: a reader that waits minutes between two reads holds none meanwhile."""
+
+    @functools.wraps(read)
+    def wrapper(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        finally:
+            if not connection.in_atomic_block:
+                connection.close()
+
+    return wrapper
 
 
+@released
 def _status(pk: int) -> str:
     return Generation.objects.values_list("status", flat=True).get(pk=pk)
 
@@ -29,22 +47,19 @@ def _final(status: str) -> bool:
     return status in Generation.FINAL
 
 
+def _deadline(timeout: float | None) -> float:
+    return time.monotonic() + (settings.EASEL_API_SYNC_TIMEOUT if timeout is None else timeout)
+
+
 async def settled(pk: int, timeout: float | None = None) -> str:
     """Wait until generation `pk` is final or `timeout` seconds (default
     EASEL_API_SYNC_TIMEOUT) pass; return its status then."""
-    deadline = time.monotonic() + (settings.EASEL_API_SYNC_TIMEOUT if timeout is None else timeout)
-    while True:
-        status = await sync_to_async(_status)(pk)
-        if _final(status) or time.monotonic() >= deadline:
-            return status
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def settled_sync(pk: int, timeout: float | None = None) -> str:
-    """`settled` for sync callers (it holds the calling thread while it waits)."""
-    deadline = time.monotonic() + (settings.EASEL_API_SYNC_TIMEOUT if timeout is None else timeout)
-    while True:
-        status = _status(pk)
-        if _final(status) or time.monotonic() >= deadline:
-            return status
-        time.sleep(POLL_SECONDS)
+    deadline = _deadline(timeout)
+    # Subscribed before the first look: a change between the two is a message, not lost.
+    async with notify.listen([notify.gen_channel(pk)]) as inbox:
+        while True:
+            status = await sync_to_async(_status)(pk)
+            left = deadline - time.monotonic()
+            if _final(status) or left <= 0:
+                return status
+            await inbox.next(min(left, inbox.recheck))

@@ -143,24 +143,38 @@ def gunicorn(tmp_path: Path, port: int, **extra: str) -> Iterator[tuple[str, int
     """A real gunicorn (`-c gunicorn.conf.py config.wsgi`, 2 workers) on the test database, its
     own var dir; yields (base URL, how many /healthz tries it took to answer: a try that timed
     out may still have been served). Stopped with SIGTERM after."""
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"]
+    env = {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", **extra}
+    with _server(tmp_path, "gunicorn", command, port, env) as served:
+        yield served
+
+
+@contextmanager
+def uvicorn(tmp_path: Path, port: int, workers: int = 1, **extra: str) -> Iterator[tuple[str, int]]:
+    """The ASGI server of README "Serving" (`uvicorn config.asgi:application`), as `gunicorn`."""
+    command = [
+        sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--no-access-log",
+    ]  # fmt: skip
+    with _server(tmp_path, "uvicorn", command, port, extra) as served:
+        yield served
+
+
+@contextmanager
+def _server(
+    tmp_path: Path, name: str, command: list[str], port: int, extra: dict[str, str]
+) -> Iterator[tuple[str, int]]:
     env = dict(
         os.environ,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
         EASEL_VAR_DIR=str(tmp_path / "var"),
         EASEL_ENV_FILE="",
         DATABASE_URL=test_database_url(),
         **extra,
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(tmp_path / "gunicorn.log", "wb")
+    log = open(tmp_path / f"{name}.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -87,6 +87,8 @@ NOT_OWNED = {
     "openai:openapi-json": "public OpenAPI document of the API, generated from the code (#17)",
     "openai:openapi-view": "public Swagger UI page for that document (#17)",
     "openai:api-root": "django-ninja's API root: no user data",
+    "generator:live_cards": "ids in the query, not the path: only the signed-in user's own "
+    "generations are watched, another's id is silently none (tests/test_live_events.py)",
     "gallery:signed_file": "a signed, expiring token names the object; forged or expired is a "
     "404 (tests/test_api_sdk.py)",
 }

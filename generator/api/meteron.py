@@ -7,8 +7,9 @@ import json
 import re
 from functools import wraps
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core import signing
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -26,19 +27,34 @@ CURSOR_SALT = "easel.api.cursor"
 IDEMPOTENCY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
-def meteron_errors(view):
-    """Every refusal as `{"error": message}` with its status (Meteron's own error body is
+def refusal(exc: ApiError) -> JsonResponse:
+    """A refusal as `{"error": message}` with its status (Meteron's own error body is
     undocumented: PROTOCOLS.md §1 marks it unknown; this is the simulator's inferred shape)."""
+    response = JsonResponse({"error": exc.message}, status=exc.status)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
 
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except ApiError as exc:
-            response = JsonResponse({"error": exc.message}, status=exc.status)
-            for name, value in exc.headers.items():
-                response[name] = value
-            return response
+
+def meteron_errors(view):
+    """Every ApiError the view raises, answered as a refusal; sync and async views alike."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            try:
+                return await view(request, *args, **kwargs)
+            except ApiError as exc:
+                return refusal(exc)
+
+    else:
+
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return refusal(exc)
 
     return csrf_exempt(wrapper)  # bearer keys, no cookies: CSRF does not apply
 
@@ -81,13 +97,22 @@ def _model(slug: str) -> AIModel:
 
 @meteron_errors
 @require_http_methods(["GET", "POST"])
-def generations(request: HttpRequest):
+async def generations(request: HttpRequest):
+    """Async, so that an `X-Async: false` request waits (generator/waiting.py) without holding
+    a thread under the ASGI server; the database work runs in Django's sync thread."""
     if request.method == "GET":
-        return _list(request)
-    return _create(request)
+        return await sync_to_async(_list)(request)
+    created = await sync_to_async(_create)(request)
+    if isinstance(created, HttpResponse):
+        return created
+    pk, wait = created
+    if wait:
+        await waiting.settled(pk)
+    return await sync_to_async(_created)(request, pk, wait)
 
 
-def _create(request: HttpRequest):
+def _create(request: HttpRequest) -> HttpResponse | tuple[int, bool]:
+    """Validate and submit; the new generation's pk and whether to wait for it, or a refusal."""
     who = caller(request, request.headers.get("X-User") or request.GET.get("user"), need_user=True)
     slug = request.headers.get("X-Model") or request.GET.get("model") or ""
     try:
@@ -125,10 +150,14 @@ def _create(request: HttpRequest):
     except limits.LimitExceeded as exc:
         raise ApiError(exc.status, exc.message) from None
     wait = request.headers.get("X-Async", "false").strip().lower() != "true"
-    if wait:
-        waiting.settled_sync(gen.pk)
-    gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
-    status = 200 if (gen.is_final or not wait) else 202
+    return gen.pk, wait
+
+
+def _created(request: HttpRequest, pk: int, waited: bool) -> JsonResponse:
+    """The generation as it is now: 200 when final or asked not to wait, else 202 (still at
+    work when EASEL_API_SYNC_TIMEOUT passed)."""
+    gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=pk)
+    status = 200 if (gen.is_final or not waited) else 202
     return JsonResponse(_items([gen], request)[0], status=status)
 
 

@@ -8,7 +8,8 @@ import json
 import time
 from functools import wraps
 
-from django.http import HttpRequest, JsonResponse
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -42,13 +43,29 @@ def _error(status: int, message: str, *, param=None, code=None, headers=None) ->
     return response
 
 
+def refusal(exc: ApiError) -> JsonResponse:
+    return _error(exc.status, exc.message, code=exc.code or None, headers=exc.headers)
+
+
 def openai_errors(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except ApiError as exc:
-            return _error(exc.status, exc.message, code=exc.code or None, headers=exc.headers)
+    """Every ApiError the view raises, answered in the envelope; sync and async views alike."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            try:
+                return await view(request, *args, **kwargs)
+            except ApiError as exc:
+                return refusal(exc)
+
+    else:
+
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return refusal(exc)
 
     return csrf_exempt(wrapper)  # bearer keys, no cookies: CSRF does not apply
 
@@ -73,8 +90,30 @@ def models(request: HttpRequest):
 
 @openai_errors
 @require_POST
-def generations(request: HttpRequest):
+async def generations(request: HttpRequest):
     """`POST /v1/images/generations` (`client.images.generate`), JSON."""
+    return await _answer(request, await sync_to_async(_start_generation)(request))
+
+
+@openai_errors
+@require_POST
+async def edits(request: HttpRequest):
+    """`POST /v1/images/edits` (`client.images.edit`), multipart: the photo in `image` (or the
+    first `image[]`), for models that take an input photo; the rest as for generations."""
+    return await _answer(request, await sync_to_async(_start_edit)(request))
+
+
+async def _answer(request: HttpRequest, started: HttpResponse | tuple[int, str]) -> HttpResponse:
+    """Wait for what `_create` submitted (generator/waiting.py: under the ASGI server this holds
+    no thread), then answer with its images; a refusal is answered as it is."""
+    if isinstance(started, HttpResponse):
+        return started
+    pk, fmt = started
+    await waiting.settled(pk)
+    return await sync_to_async(_result)(request, pk, fmt)
+
+
+def _start_generation(request: HttpRequest):
     who = caller(request, None, need_user=True)  # `user` in the body is ignored: the key decides
     try:
         body = json.loads(request.body or b"{}")
@@ -85,11 +124,7 @@ def generations(request: HttpRequest):
     return _create(request, who, body, None)
 
 
-@openai_errors
-@require_POST
-def edits(request: HttpRequest):
-    """`POST /v1/images/edits` (`client.images.edit`), multipart: the photo in `image` (or the
-    first `image[]`), for models that take an input photo; the rest as for generations."""
+def _start_edit(request: HttpRequest):
     who = caller(request, None, need_user=True)
     upload = request.FILES.get("image") or request.FILES.get("image[]")
     if upload is None:
@@ -98,7 +133,8 @@ def edits(request: HttpRequest):
 
 
 def _create(request: HttpRequest, who, body: dict, files: dict | None):
-    """One path for both: the web form's rules, the same ledger, the same idempotency."""
+    """One path for both: the web form's rules, the same ledger, the same idempotency. The new
+    generation's pk and the response format asked for, or a refusal."""
     fmt = body.get("response_format") or "url"
     if fmt not in ("url", "b64_json"):
         return _error(400, "response_format must be url or b64_json.", param="response_format")
@@ -132,8 +168,12 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
         retry = max(1, int(limits.period_bounds()["day_end"].timestamp() - time.time()))
         headers = {"Retry-After": str(retry)} if exc.status == 429 else {}
         return _error(exc.status, exc.message, code=exc.code, headers=headers)
-    waiting.settled_sync(gen.pk)
-    gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=gen.pk)
+    return gen.pk, fmt
+
+
+def _result(request: HttpRequest, pk: int, fmt: str) -> JsonResponse:
+    """The generation's images in the asked format, or why there are none."""
+    gen = Generation.objects.select_related("model").prefetch_related("images").get(pk=pk)
     if gen.status != Generation.Status.COMPLETED:
         if gen.is_final:
             return _error(

@@ -17,7 +17,7 @@ from django.db import connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generator import counters, instruments
+from generator import counters, instruments, notify
 from generator.models.catalogue import AIModel
 from generator.models.generation_queries import ACTIVE, FINAL, GenerationQuerySet, Status
 from generator.models.images import OutputImage
@@ -154,6 +154,7 @@ class Generation(models.Model):
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
+            notify.changed(self.pk, self.user_id)  # its waiters look again (generator/waiting.py)
         return bool(updated)
 
     def _transition(self, from_statuses, **changes) -> bool:
@@ -183,6 +184,7 @@ class Generation(models.Model):
         )
         if gen is not None:
             counters.bump_user(gen.user_id)
+            notify.changed(gen.pk, gen.user_id)
             instruments.generation_claimed(gen)
         return gen
 

@@ -78,16 +78,54 @@
       fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (html) {
-          var tpl = document.createElement("template");
-          tpl.innerHTML = html.trim();
-          var fresh = tpl.content.firstElementChild;
-          card.replaceWith(fresh);
-          tickElapsed(fresh);
-          ago(fresh);
-          if (fresh.dataset.poll) poll(fresh, 1000);
+          var node = fresh(card, html);
+          if (node.dataset.poll) poll(node, 1000);
         })
         .catch(function () { poll(card, Math.min(delay * 2, 15000)); });
     }, delay);
+  }
+
+  // With live updates (body[data-events], generator/events.py) one EventSource brings every
+  // card's fresh HTML as its generation changes, instead of a request per card a second. The
+  // server ends a stream after a while (`end`): a new one is opened for the cards still at
+  // work. Any failure (no EventSource, the endpoint refused, the connection lost) falls back
+  // to polling the cards that are left.
+  function fresh(card, html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html.trim();
+    var node = tpl.content.firstElementChild;
+    card.replaceWith(node);
+    tickElapsed(node);
+    ago(node);
+    return node;
+  }
+
+  function activeCards() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-poll]"));
+  }
+
+  function listen(url) {
+    var cards = activeCards();
+    if (!cards.length) return;
+    if (!url || !window.EventSource) { cards.forEach(function (c) { poll(c, 1000); }); return; }
+    var ids = cards.map(function (c) { return c.id.replace(/^gen-/, ""); });
+    var source = new EventSource(url + "?ids=" + encodeURIComponent(ids.join(",")));
+    var ended = false;
+    source.addEventListener("card", function (e) {
+      var data = JSON.parse(e.data);
+      var card = document.getElementById("gen-" + data.id);
+      if (card) fresh(card, data.html);
+    });
+    source.addEventListener("end", function () {
+      ended = true;
+      source.close();
+      listen(url);
+    });
+    source.onerror = function () {
+      if (ended) return;
+      source.close();
+      activeCards().forEach(function (c) { poll(c, 1000); });
+    };
   }
 
   // --- Elapsed time on cards whose provider reports no progress. -----------------------
@@ -203,6 +241,6 @@
     ago();
     setInterval(function () { if (!document.hidden) tickElapsed(); }, 1000);
     setInterval(function () { if (!document.hidden) ago(); }, 60000);
-    document.querySelectorAll("[data-poll]").forEach(function (c) { poll(c, 1000); });
+    listen(document.body.dataset.events);
   });
 })();
