@@ -310,3 +310,4 @@ class UsageEntryAdmin(admin.ModelAdmin):
 
 
 from generator import admin_moderation  # noqa: E402, F401  (registers the moderation admin)
+from generator import admin_sharing  # noqa: E402, F401  (registers the share links admin)
