@@ -25,7 +25,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from gallery.forms import ShareLinkForm
 from gallery.views import render_detail
@@ -92,7 +92,7 @@ def _public(response: HttpResponse, link: ShareLink) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def shared_page(request: HttpRequest, token: str) -> HttpResponse:
     link = _live_link(token)
     gen = link.generation
@@ -116,7 +116,7 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
     return _public(render(request, "gallery/shared.html", context), link)
 
 
-@require_GET
+@require_safe
 def shared_image(request: HttpRequest, token: str, index: int) -> HttpResponse:
     """One image of a live link. Local disk: the bytes, checked against the link on every
     request. S3: a redirect to a short presigned URL of the link's copy."""

@@ -82,9 +82,7 @@ def test_the_owner_shares_and_an_anonymous_visitor_sees_the_images_and_the_promp
     assert link.view_count == 1 and link.last_viewed_at is not None
 
 
-def test_without_the_tick_the_page_shows_no_prompt_and_never_the_owner(
-    owner_client, owner, gen
-):
+def test_without_the_tick_the_page_shows_no_prompt_and_never_the_owner(owner_client, owner, gen):
     link = share(owner_client, gen)
     response = Client().get(public(link.token))
     page = response.content.decode()
@@ -167,7 +165,9 @@ def test_revoked_expired_unknown_deleted_and_unfinished_are_the_same_404(
 
 def test_a_generation_that_has_not_completed_cannot_be_shared(owner_client, owner, make_generation):
     running = make_generation(owner, status=Generation.Status.RUNNING)
-    response = owner_client.post(reverse("gallery:share", args=[running.public_id]), {"expiry": "1"})
+    response = owner_client.post(
+        reverse("gallery:share", args=[running.public_id]), {"expiry": "1"}
+    )
     assert response.status_code == 409
     assert b"Only a completed generation" in response.content
     assert not ShareLink.objects.exists()
@@ -274,7 +274,9 @@ def test_staff_see_and_revoke_links_in_the_admin(client, staff, owner, owner_cli
     assert listing.status_code == 200
     page = listing.content.decode()
     assert owner.email in page and f"{link.token[:6]}…" in page and link.token not in page
-    assert client.get(reverse("admin:generator_sharelink_change", args=[link.pk])).status_code == 200
+    assert (
+        client.get(reverse("admin:generator_sharelink_change", args=[link.pk])).status_code == 200
+    )
     done = client.post(
         reverse("admin:generator_sharelink_changelist"),
         {"action": "revoke", "_selected_action": [link.pk]},
@@ -297,3 +299,10 @@ def test_a_normal_user_has_no_admin_revoke(owner_client, gen):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     link.refresh_from_db()
     assert link.is_live
+
+
+def test_a_crawler_may_ask_with_head(owner_client, gen):
+    link = share(owner_client, gen)
+    assert Client().head(public(link.token)).status_code == 200
+    assert Client().head(reverse("share:image", args=[link.token, 0])).status_code == 200
+    assert Client().post(public(link.token)).status_code in (403, 405)  # nothing to post

@@ -65,7 +65,9 @@ def test_the_public_page_shows_short_presigned_urls_of_copies_that_name_nobody(
     assert got.headers["Content-Type"] == "image/png"
     # The stable per-image address redirects to a fresh short URL of the same copy.
     hop = Client().get(reverse("share:image", args=[link.token, 0]))
-    assert hop.status_code == 302 and hop["Location"].startswith(f"{s3.endpoint}/{s3.bucket}/{copy}?")
+    assert hop.status_code == 302 and hop["Location"].startswith(
+        f"{s3.endpoint}/{s3.bucket}/{copy}?"
+    )
     assert lifetime(hop["Location"]) <= timedelta(seconds=600)
 
     # Revoked: the page is a 404, the copy leaves the bucket, and the URL handed out dies now.
@@ -102,3 +104,13 @@ def test_erasing_the_account_removes_share_links_and_their_copies(
     assert set(theirs.stored_names) <= set(s3.keys())  # another user's link stays
     assert Client().get(public(mine.token)).status_code == 404
     assert Client().get(public(theirs.token)).status_code == 200
+
+
+def test_a_bucket_that_refuses_the_copy_makes_no_link_and_says_so(s3, owner_client, gen):
+    image = gen.images.get()
+    s3.client.delete_object(Bucket=s3.bucket, Key=image.file.name)  # CopyObject now fails
+    response = owner_client.post(reverse("gallery:share", args=[gen.public_id]), {"expiry": "1"})
+    assert response.status_code == 503
+    assert b"Nothing was shared; please try again." in response.content
+    assert not ShareLink.objects.exists()
+    assert not [k for k in s3.keys() if k.startswith("shared/")]
