@@ -5,14 +5,17 @@ revoke, a deleted generation and an erased account take the copies out of the bu
 from __future__ import annotations
 
 import html
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from generator.erase import erase_user
 from generator.models import Generation, ShareLink
@@ -114,3 +117,20 @@ def test_a_bucket_that_refuses_the_copy_makes_no_link_and_says_so(s3, owner_clie
     assert b"Nothing was shared; please try again." in response.content
     assert not ShareLink.objects.exists()
     assert not [k for k in s3.keys() if k.startswith("shared/")]
+
+
+def test_storage_maintenance_removes_the_copies_of_links_that_no_longer_open(
+    s3, owner_client, gen
+):
+    live, expired, revoked = (share(owner_client, gen) for _ in range(3))
+    ShareLink.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    revoked.revoke()  # the model's change alone: its copies are still in the bucket
+    s3.put("shared/left-by-a-crash/0.png", b"\x89PNG")  # a copy whose link was never saved
+    assert set(expired.stored_names + revoked.stored_names) <= set(s3.keys())
+
+    out = io.StringIO()
+    call_command("storage_maintenance", "--min-age", "0", "--skip-thumbnails", stdout=out)
+    assert "3 orphaned object(s) removed" in out.getvalue(), out.getvalue()
+    shared = [k for k in s3.keys() if k.startswith("shared/")]
+    assert shared == live.stored_names
+    assert Client().get(public(live.token)).status_code == 200
