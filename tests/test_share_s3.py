@@ -119,9 +119,7 @@ def test_a_bucket_that_refuses_the_copy_makes_no_link_and_says_so(s3, owner_clie
     assert not [k for k in s3.keys() if k.startswith("shared/")]
 
 
-def test_storage_maintenance_removes_the_copies_of_links_that_no_longer_open(
-    s3, owner_client, gen
-):
+def test_storage_maintenance_removes_the_copies_of_links_that_no_longer_open(s3, owner_client, gen):
     live, expired, revoked = (share(owner_client, gen) for _ in range(3))
     ShareLink.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(days=1))
     revoked.revoke()  # the model's change alone: its copies are still in the bucket
