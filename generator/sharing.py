@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 # is never cached and a revoke must be felt soon even by a tab left open.
 SHARE_URL_SECONDS = 300
 SHARED_PREFIX = "shared/"
+# Each live link on S3 holds copies of the images: a cap keeps a script from filling the bucket.
+MAX_LIVE_LINKS = 10
 
 
 class ShareRefused(Exception):
@@ -79,6 +81,8 @@ def create_link(
     images = list(gen.images.all())
     if gen.status != Generation.Status.COMPLETED or not images:
         raise ShareRefused("Only a completed generation with images can be shared.")
+    if gen.share_links.live().count() >= MAX_LIVE_LINKS:
+        raise ShareRefused(f"This generation has {MAX_LIVE_LINKS} live links; revoke one first.")
     names = _copy_images(images)
     try:
         return ShareLink.objects.create(

@@ -306,3 +306,16 @@ def test_a_crawler_may_ask_with_head(owner_client, gen):
     assert Client().head(public(link.token)).status_code == 200
     assert Client().head(reverse("share:image", args=[link.token, 0])).status_code == 200
     assert Client().post(public(link.token)).status_code in (403, 405)  # nothing to post
+
+
+def test_live_links_per_generation_are_capped_and_a_revoke_frees_a_place(owner_client, gen):
+    from generator.sharing import MAX_LIVE_LINKS
+
+    links = [share(owner_client, gen) for _ in range(MAX_LIVE_LINKS)]
+    url = reverse("gallery:share", args=[gen.public_id])
+    refused = owner_client.post(url, {"expiry": "never"})
+    assert refused.status_code == 409 and b"revoke one first" in refused.content
+    assert ShareLink.objects.count() == MAX_LIVE_LINKS
+    links[0].revoke()
+    share(owner_client, gen)
+    assert ShareLink.objects.live().count() == MAX_LIVE_LINKS
