@@ -319,3 +319,12 @@ def test_live_links_per_generation_are_capped_and_a_revoke_frees_a_place(owner_c
     links[0].revoke()
     share(owner_client, gen)
     assert ShareLink.objects.live().count() == MAX_LIVE_LINKS
+
+
+def test_the_public_page_costs_three_queries(owner_client, gen, django_assert_num_queries):
+    link = share(owner_client, gen)
+    visitor = Client()
+    with django_assert_num_queries(3):  # the link with its generation, the images, the view
+        assert visitor.get(public(link.token)).status_code == 200
+    with django_assert_num_queries(1):  # an unknown token: the one lookup
+        assert visitor.get(public("B" * 32)).status_code == 404
