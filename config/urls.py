@@ -19,8 +19,22 @@ class PublicIdConverter:
         return value
 
 
+class ShareTokenConverter:
+    """A share link's token as `new_share_token` makes them (exactly 32 URL-safe characters):
+    anything else is a 404 before the view runs, the same 404 as an unknown or revoked link."""
+
+    regex = r"[A-Za-z0-9_-]{32}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
 # Registered before the includes below import the app URLconfs that use `<public_id:…>`.
 register_converter(PublicIdConverter, "public_id")
+register_converter(ShareTokenConverter, "share_token")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -30,6 +44,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
     path("gallery/", include("gallery.urls")),
+    path("s/", include("gallery.share_urls")),  # public share links, no sign-in (issue #18)
     path("api/", include("generator.api.urls")),
     path("v1/", include("generator.api.openai_urls")),
     path("webhooks/", include("generator.webhook_urls")),

@@ -11,7 +11,7 @@ from django.utils import timezone as djtz
 from django.utils.functional import cached_property
 
 from generator import counters
-from generator.models import AIModel, Generation
+from generator.models import AIModel, Generation, ShareLink
 
 MAX_PAGE_SIZE = 200
 # Dates outside these make `date + 1 day` or the time-zone conversion overflow (a 500 before);
@@ -225,3 +225,17 @@ class GalleryFilterForm(forms.Form):
         if self.cleaned_data["sort"] == "oldest":
             return qs.after_cursor(created_at, pk).newest_first()
         return qs.before_cursor(created_at, pk).oldest_first()
+
+
+class ShareLinkForm(forms.Form):
+    """The detail page's "Share" form: when the link expires and what the public page shows."""
+
+    expiry = forms.ChoiceField(
+        label="Link expires", choices=ShareLink.Expiry.choices, initial=ShareLink.Expiry.NEVER
+    )
+    show_prompt = forms.BooleanField(label="Show the prompt", required=False)
+    allow_indexing = forms.BooleanField(label="Let search engines index it", required=False)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "share_%s")
+        super().__init__(*args, **kwargs)

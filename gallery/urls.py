@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import files, views
+from . import files, share_views, views
 
 app_name = "gallery"
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
     path("<public_id:public_id>/star/", views.star, name="star"),
     path("<public_id:public_id>/rerun/", views.rerun, name="rerun"),
     path("<public_id:public_id>/retry/", views.retry, name="retry"),
+    path("<public_id:public_id>/share/", share_views.create, name="share"),
+    path("<public_id:public_id>/share/revoke/", share_views.revoke, name="share_revoke"),
     path("<public_id:public_id>/input/", files.input_image, name="input_image"),
     path("<public_id:public_id>/download/<int:index>/", files.download, name="download"),
     path(

@@ -25,7 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery.forms import FILTER_KEYS, GalleryFilterForm, make_cursor
+from gallery.forms import FILTER_KEYS, GalleryFilterForm, ShareLinkForm, make_cursor
 from generator import actions, counters, limits
 from generator.cards import CARD_TEMPLATE, render_cards, template_version
 from generator.cards import FIELDS as CARD_FIELDS
@@ -244,6 +244,13 @@ def variants_of(gen: Generation, limit: int = 24) -> list[Generation]:
 @require_GET
 def detail(request: HttpRequest, public_id: str) -> HttpResponse:
     gen = get_generation_for_user(request, public_id)
+    return render_detail(request, gen)
+
+
+def render_detail(
+    request: HttpRequest, gen: Generation, *, share_form: ShareLinkForm | None = None, status=200
+) -> HttpResponse:
+    """The detail page; also what the Share form answers with when its input is refused."""
     variants = variants_of(gen)
     attach_image_urls([gen, *variants])
     context = {
@@ -253,9 +260,17 @@ def detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "input_url": input_image_url(gen),
         # One Re-run per page view: a double-click (or five) makes one variant.
         "rerun_token": secrets.token_urlsafe(16),
+        "share_form": share_form or ShareLinkForm(),
+        "share_links": [
+            {
+                "link": link,
+                "url": request.build_absolute_uri(reverse("share:page", args=[link.token])),
+            }
+            for link in gen.share_links.all()
+        ],
         **_neighbours(request, gen),
     }
-    return render(request, "gallery/detail.html", context)
+    return render(request, "gallery/detail.html", context, status=status)
 
 
 def _back(request: HttpRequest, fallback: str) -> str:

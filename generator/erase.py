@@ -1,9 +1,10 @@
 """Erase an account (issue #18): the user's stored objects, their rows, then the user.
 
 One path for the user's "Delete my account" and the admin's delete. Order makes it retryable:
-1. every storage object of the user is deleted first (outputs, thumbnails, input photos, and
-   anything else under the user's own prefixes) — a failure raises and nothing in the database
-   has changed, so the same call can simply be made again (deleting a missing object is fine);
+1. every storage object of the user is deleted first (outputs, thumbnails, input photos, share
+   links' copies, and anything else under the user's own prefixes) — a failure raises and
+   nothing in the database has changed, so the same call can simply be made again (deleting a
+   missing object is fine);
 2. then, in one transaction, the ledger rows are anonymised (user NULL, anonymised_at) and the
    user is deleted; generations, images, API keys, share links cascade with it.
 """
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from generator import storage
-from generator.models import Generation, OutputImage, UsageEntry
+from generator.models import Generation, OutputImage, ShareLink, UsageEntry
 
 
 class EraseError(Exception):
@@ -46,6 +47,10 @@ def stored_names(user) -> list[str]:
         .values_list("input_image", flat=True)
     )
     names.update(inputs - shared)
+    # Share links' own copies of the images (generator.sharing: shared/<random>/, no user in
+    # the key, so no prefix finds them).
+    for copies in ShareLink.objects.for_user(user).values_list("stored_names", flat=True):
+        names.update(copies or [])
     for prefix in user_prefixes(user):
         names.update(obj.name for obj in storage.iter_stored(prefix))
     return sorted(names)

@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from generator import counters, storage
-from generator.models import AIModel, Generation, OutputImage
+from generator.models import AIModel, Generation, OutputImage, ShareLink
 
 
 @receiver(post_save, sender=Generation, dispatch_uid="userchanges_save")
@@ -37,6 +37,15 @@ def _delete_image_files(sender, instance: OutputImage, **kwargs) -> None:
     # transaction commits: a rolled-back delete keeps them.
     names = [instance.file.name, instance.thumbnail.name]
     transaction.on_commit(lambda: storage.delete_files(names))
+
+
+@receiver(post_delete, sender=ShareLink, dispatch_uid="easel-delete-share-copies")
+def _delete_share_copies(sender, instance: ShareLink, **kwargs) -> None:
+    # A link's own copies of the images (S3, generator.sharing) go with its row — deleted in
+    # the admin, or with its generation or its owner's account — after commit.
+    names = list(instance.stored_names or [])
+    if names:
+        transaction.on_commit(lambda: storage.delete_files(names))
 
 
 @receiver(post_save, sender=AIModel, dispatch_uid="models-version-save")

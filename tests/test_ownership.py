@@ -43,6 +43,8 @@ MATRIX = {
     "gallery:star": (lambda g: {"public_id": g.public_id}, ["POST"]),
     "gallery:rerun": (lambda g: {"public_id": g.public_id}, ["POST"]),
     "gallery:retry": (lambda g: {"public_id": g.public_id}, ["POST"]),
+    "gallery:share": (lambda g: {"public_id": g.public_id}, ["POST"]),
+    "gallery:share_revoke": (lambda g: {"public_id": g.public_id}, ["POST"]),
     "gallery:input_image": (lambda g: {"public_id": g.public_id}, ["GET"]),
     "gallery:download": (lambda g: {"public_id": g.public_id, "index": 0}, ["GET"]),
     "gallery:image_file:original": (
@@ -89,6 +91,10 @@ NOT_OWNED = {
     "openai:api-root": "django-ninja's API root: no user data",
     "generator:live_cards": "ids in the query, not the path: only the signed-in user's own "
     "generations are watched, another's id is silently none (tests/test_live_events.py)",
+    "share:page": "public by design: a share link's 192-bit token is the key; revoked, expired "
+    "and unknown tokens are one 404 (tests/test_share_links.py)",
+    "share:image": "the image of that public page, checked against the link on every request "
+    "(tests/test_share_links.py)",
     "gallery:signed_file": "a signed, expiring token names the object; forged or expired is a "
     "404 (tests/test_api_sdk.py)",
 }

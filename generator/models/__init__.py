@@ -1,4 +1,5 @@
-"""Easel's models: the catalogue (AIModel), generations and their images, limits and the ledger.
+"""Easel's models: the catalogue (AIModel), generations and their images, share links, limits
+and the ledger.
 
 State changes live with the model they change: every status change is a Generation method
 (generation.py), the ledger's charge and refund are UsageEntry.objects methods (usage.py).
@@ -8,6 +9,7 @@ from generator.models.catalogue import AIModel, AIModelQuerySet
 from generator.models.generation import Generation, GenerationQuerySet, new_generation_id
 from generator.models.images import OutputImage, output_upload_to
 from generator.models.moderation import BlockedTerm, FlaggedPrompt
+from generator.models.sharing import ShareLink, ShareLinkQuerySet
 from generator.models.usage import UsageEntry, UsageEntryQuerySet, UserLimit
 
 __all__ = [
@@ -18,6 +20,8 @@ __all__ = [
     "Generation",
     "GenerationQuerySet",
     "OutputImage",
+    "ShareLink",
+    "ShareLinkQuerySet",
     "UsageEntry",
     "UsageEntryQuerySet",
     "UserLimit",

@@ -196,8 +196,10 @@
     document.querySelectorAll("[data-copy-text]").forEach(function (button) {
       button.addEventListener("click", function () {
         var text = button.dataset.copyText;
-        var status = document.querySelector(".copy-status");
-        function done(ok) { if (status) status.textContent = ok ? "Prompt copied." : "Could not copy; select the prompt instead."; }
+        var what = button.dataset.copyWhat || "Prompt";
+        var scope = button.closest("[data-copy-scope]") || document;
+        var status = scope.querySelector(".copy-status");
+        function done(ok) { if (status) status.textContent = ok ? what + " copied." : "Could not copy; select the " + what.toLowerCase() + " instead."; }
         if (navigator.clipboard && window.isSecureContext) {
           navigator.clipboard.writeText(text).then(function () { done(true); }, function () { done(fallback(text)); });
         } else {

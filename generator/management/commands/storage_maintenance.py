@@ -4,8 +4,10 @@
 
 - Orphans: objects under generations/ that no OutputImage row points at, and input photos under
   inputs/ that no Generation points at (left by a crash between writing a file and saving its
-  row, a lost double-click race, or a storage error during a delete) are removed. Objects
-  younger than --min-age (default 60 minutes) are kept: a request may be about to save the row.
+  row, a lost double-click race, or a storage error during a delete) are removed, and so are
+  share links' copies under shared/ whose link no longer opens (expired, revoked, or gone).
+  Objects younger than --min-age (default 60 minutes) are kept: a request may be about to save
+  the row.
 - Thumbnails: an image whose thumbnail is missing (no name, or no object behind the name) gets a
   new WebP thumbnail made from its original.
 
@@ -21,7 +23,8 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from generator.models import Generation, OutputImage
+from generator.models import Generation, OutputImage, ShareLink
+from generator.sharing import SHARED_PREFIX
 from generator.storage import INPUTS_PREFIX, PREFIX, delete_files, iter_stored, rebuild_thumbnail
 
 PROGRESS_EVERY = 500
@@ -80,10 +83,14 @@ class Command(BaseCommand):
             referenced.update(n for n in (name, thumb) if n)
         photos = Generation.objects.exclude(input_image="").values_list("input_image", flat=True)
         referenced.update(photos.iterator())
+        # An expired link's copies are no longer needed: only a live link's count as referenced.
+        for copies in ShareLink.objects.live().values_list("stored_names", flat=True).iterator():
+            referenced.update(copies or [])
         cutoff = timezone.now() - min_age
         scanned = found = young = 0
         doomed: list[str] = []
-        for obj in itertools.chain(iter_stored(PREFIX), iter_stored(INPUTS_PREFIX)):
+        prefixes = (PREFIX, INPUTS_PREFIX, SHARED_PREFIX)
+        for obj in itertools.chain.from_iterable(iter_stored(p) for p in prefixes):
             scanned += 1
             if scanned % PROGRESS_EVERY == 0:
                 self.stdout.write(f"  scanned {scanned} objects, {found} orphaned so far…")
