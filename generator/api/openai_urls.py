@@ -9,7 +9,7 @@ from ninja.errors import ValidationError
 
 from generator.api import openai
 from generator.api.auth import ApiError
-from generator.api.schema import dialect_api
+from generator.api.schema import IDEMPOTENCY_KEY, dialect_api, json_body
 
 api = dialect_api("Easel, OpenAI-compatible images API", "openai")
 
@@ -62,15 +62,34 @@ class Images(Schema):
 ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 429: Error}
 IMAGE_ERRORS = {**ERRORS, 402: Error, 504: Error}
 
-JSON_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+JSON_BODY = {
+    "parameters": [IDEMPOTENCY_KEY],
+    "requestBody": json_body(
+        {
+            "model": {"type": "string", "description": "An Easel model's slug."},
+            "prompt": {"type": "string"},
+            "n": {"type": "integer", "minimum": 1},
+            "size": {"type": "string", "examples": ["512x512"]},
+            "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+            "user": {"type": "string", "description": "Ignored: the key decides."},
+        },
+        ["model", "prompt"],
+    ),
+}
 MULTIPART_BODY = {
     "requestBody": {
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"image": {"type": "string", "format": "binary"}},
-                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "model": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "n": {"type": "integer", "minimum": 1},
+                        "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+                    },
+                    "required": ["image", "model"],
                 }
             }
         }
@@ -88,7 +107,7 @@ api.post(
     "/images/edits",
     url_name="edits",
     response={200: Images, **IMAGE_ERRORS},
-    openapi_extra=MULTIPART_BODY,
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY], **MULTIPART_BODY},
 )(openai.edits)
 
 app_name = "openai"

@@ -25,3 +25,27 @@ def dialect_api(title: str, namespace: str) -> NinjaAPI:
         docs_url="/docs/",
         auth=Bearer(),
     )
+
+
+def header(name: str, description: str, *, required: bool = False, **schema) -> dict:
+    """An OpenAPI header parameter (the views read headers themselves; this documents them)."""
+    return {
+        "in": "header",
+        "name": name,
+        "required": required,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+IDEMPOTENCY_KEY = header(
+    "Idempotency-Key",
+    "The same key again returns the first request's generation instead of a new one.",
+    pattern="^[A-Za-z0-9_-]{8,64}$",
+)
+
+
+def json_body(properties: dict, required: list[str]) -> dict:
+    """A JSON request body; other properties (a template's `tpl_*` choices) are allowed."""
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}

@@ -9,7 +9,7 @@ from ninja import Schema
 from ninja.errors import ValidationError
 
 from generator.api import meteron
-from generator.api.schema import dialect_api
+from generator.api.schema import IDEMPOTENCY_KEY, dialect_api, header, json_body
 
 api = dialect_api("Easel, Meteron-compatible images API", "api")
 
@@ -72,7 +72,24 @@ api.post(
     operation_id="create_generation",
     response={200: Item, 202: Item, **ERRORS},
     openapi_extra={
-        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+        "parameters": [
+            header("X-Model", "The model's slug (GET /v1/models lists them).", required=True),
+            header("X-User", "A service key's end user (a personal key: empty or its owner)."),
+            header("X-Async", "true: answer at once with id and status.", enum=["true", "false"]),
+            header("X-Priority", "Capped by the user's own tier.", enum=["low", "medium", "high"]),
+            IDEMPOTENCY_KEY,
+        ],
+        "requestBody": json_body(
+            {
+                "prompt": {"type": "string"},
+                "negative_prompt": {"type": "string"},
+                "size": {"type": "string", "examples": ["512x512"]},
+                "aspect_ratio": {"type": "string", "examples": ["1:1"]},
+                "num_images": {"type": "integer", "minimum": 1},
+                "seed": {"type": "integer", "minimum": 0},
+            },
+            ["prompt"],
+        ),
     },
 )(meteron.generations)
 api.get(
