@@ -8,6 +8,7 @@ from generator.models.catalogue import AIModel, AIModelQuerySet
 from generator.models.generation import Generation, GenerationQuerySet, new_generation_id
 from generator.models.images import OutputImage, output_upload_to
 from generator.models.moderation import BlockedTerm, FlaggedPrompt
+from generator.models.retention import RetentionPolicy
 from generator.models.usage import UsageEntry, UsageEntryQuerySet, UserLimit
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Generation",
     "GenerationQuerySet",
     "OutputImage",
+    "RetentionPolicy",
     "UsageEntry",
     "UsageEntryQuerySet",
     "UserLimit",

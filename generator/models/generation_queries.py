@@ -4,7 +4,9 @@ and the statuses they name (Generation.Status is this Status)."""
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+
+from generator.models.images import OutputImage
 
 
 class Status(models.TextChoices):
@@ -43,6 +45,18 @@ class GenerationQuerySet(models.QuerySet):
     def waiting(self, user_id: int | None = None):
         qs = self.filter(status=Status.QUEUED, dispatched_at__isnull=True)
         return qs.filter(user_id=user_id) if user_id is not None else qs
+
+    def expirable(self, cutoff):
+        """Retention's selection: finished before `cutoff` (by `finished_at`; `created_at` for
+        a final row that has none), images not expired yet, and something still stored (an
+        image or the uploaded photo). Queued and running rows never match."""
+        stored = Exists(OutputImage.objects.filter(generation=OuterRef("pk"))) | ~Q(input_image="")
+        return self.filter(
+            Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff),
+            stored,
+            status__in=FINAL,
+            images_expired_at__isnull=True,
+        )
 
     def newest_first(self):
         return self.order_by("-created_at", "-id")
