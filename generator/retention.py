@@ -91,15 +91,36 @@ def _drop_photos(names: set[str]) -> None:
     storage.delete_files(sorted(names - used))
 
 
-def _expire_model(report: ModelReport, now, *, dry_run: bool, batch: int) -> None:
-    due = Generation.objects.filter(model=report.model).expirable(now - timedelta(days=report.days))
+def _batches(due, cutoff, batch: int):
+    """The due rows as lists of (pk, photo), each row once per run even if another run holds
+    it: by (finished_at, pk) along the retention index (`gen_retention_due`, which holds no
+    expired row), then the few final rows with no finished_at, by pk."""
+    after = None
+    while True:
+        qs = due.filter(finished_at__lt=cutoff)
+        if after is not None:
+            qs = qs.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
+        rows = list(
+            qs.order_by("finished_at", "pk").values_list("pk", "input_image", "finished_at")[:batch]
+        )
+        if not rows:
+            break
+        after = rows[-1][2], rows[-1][0]
+        yield [(pk, photo) for pk, photo, _ in rows]
     last = 0
     while True:
-        # Keyset over the due rows: each is looked at once per run, even one another run holds.
-        rows = list(due.filter(pk__gt=last).order_by("pk").values_list("pk", "input_image")[:batch])
+        qs = due.filter(finished_at__isnull=True, pk__gt=last)
+        rows = list(qs.order_by("pk").values_list("pk", "input_image")[:batch])
         if not rows:
             return
         last = rows[-1][0]
+        yield rows
+
+
+def _expire_model(report: ModelReport, now, *, dry_run: bool, batch: int) -> None:
+    cutoff = now - timedelta(days=report.days)
+    due = Generation.objects.filter(model=report.model).expirable(cutoff)
+    for rows in _batches(due, cutoff, batch):
         stats = _stats([pk for pk, _ in rows])
         if dry_run:
             done = rows

@@ -4,9 +4,7 @@ and the statuses they name (Generation.Status is this Status)."""
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
-
-from generator.models.images import OutputImage
+from django.db.models import Q
 
 
 class Status(models.TextChoices):
@@ -48,12 +46,12 @@ class GenerationQuerySet(models.QuerySet):
 
     def expirable(self, cutoff):
         """Retention's selection: finished before `cutoff` (by `finished_at`; `created_at` for
-        a final row that has none), images not expired yet, and something still stored (an
-        image or the uploaded photo). Queued and running rows never match."""
-        stored = Exists(OutputImage.objects.filter(generation=OuterRef("pk"))) | ~Q(input_image="")
+        a final row that has none), images not expired yet, and something stored: completed
+        (its images) or an uploaded photo. Queued and running rows never match. No subquery
+        on the images: the hourly look stays an index range (gen_retention_due)."""
         return self.filter(
             Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff),
-            stored,
+            Q(status=Status.COMPLETED) | ~Q(input_image=""),
             status__in=FINAL,
             images_expired_at__isnull=True,
         )
