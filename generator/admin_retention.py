@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.urls import reverse
 
 from generator.models import RetentionPolicy
 
@@ -24,6 +26,13 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return not RetentionPolicy.objects.exists() and super().has_add_permission(request)
+
+    def changelist_view(self, request, extra_context=None):
+        # One row: the admin index's link opens its form (the add form until one is saved).
+        row = RetentionPolicy.objects.first()
+        if row is None:
+            return redirect(reverse("admin:generator_retentionpolicy_add"))
+        return redirect(reverse("admin:generator_retentionpolicy_change", args=[row.pk]))
 
 
 class ImagesExpiredFilter(admin.SimpleListFilter):

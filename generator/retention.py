@@ -150,26 +150,30 @@ def run(*, dry_run: bool = False, now=None, batch: int = BATCH) -> list[ModelRep
     return reports
 
 
-def describe(reports: list[ModelReport], *, dry_run: bool) -> list[str]:
-    """Lines a person reads: one per model, then the total."""
+COUNTS = ("generations", "images", "photos", "objects", "bytes")
+
+
+def describe(reports: list[ModelReport], *, dry_run: bool, quiet: bool = False) -> list[str]:
+    """Lines a person reads: one per model (with `quiet`, only those with something), then
+    the total."""
     verb = "would go" if dry_run else "removed"
     lines = []
     for r in reports:
+        if quiet and not r.generations:
+            continue
         where = "its own" if r.source == "model" else "global policy"
         lines.append(
             f"{r.model.slug} (kept {r.days} days, {where}): {r.generations} generation(s), "
             f"{r.images} image(s), {r.photos} photo(s), {r.objects} object(s), "
             f"{r.bytes} bytes {verb}"
         )
-    total = ModelReport(model=None, days=0, source="")  # type: ignore[arg-type]
-    for r in reports:
-        for field in ("generations", "images", "photos", "objects", "bytes"):
-            setattr(total, field, getattr(total, field) + getattr(r, field))
     if not reports:
         lines.append("No retention set: every image is kept (admin → Retention policy).")
+    total = {name: sum(getattr(r, name) for r in reports) for name in COUNTS}
     lines.append(
-        f"Total: {total.generations} generation(s), {total.images} image(s), "
-        f"{total.photos} photo(s), {total.objects} object(s), {total.bytes} bytes {verb}."
+        f"Total: {total['generations']} generation(s), {total['images']} image(s), "
+        f"{total['photos']} photo(s), {total['objects']} object(s), {total['bytes']} bytes "
+        f"{verb}."
     )
     return lines
 
@@ -177,5 +181,5 @@ def describe(reports: list[ModelReport], *, dry_run: bool) -> list[str]:
 @shared_task(ignore_result=True)
 def expire_old_images() -> None:
     """Celery beat, every EASEL_RETENTION_INTERVAL seconds: what `manage.py retention` does."""
-    for line in describe(run(), dry_run=False):
+    for line in describe(run(), dry_run=False, quiet=True):
         logger.info("Retention: %s", line)

@@ -373,9 +373,14 @@ def test_staff_edit_the_policy_and_a_models_retention_in_the_admin(
     staff, client, local_model, owner, make_generation
 ):
     client.force_login(staff)
+    opened = client.get("/admin/generator/retentionpolicy/")  # the admin index's link
+    assert opened.status_code == 302 and opened["Location"].endswith("/retentionpolicy/add/")
     add = client.post("/admin/generator/retentionpolicy/add/", {"keep_days": "30"})
     assert add.status_code == 302 and RetentionPolicy.global_days() == 30
     assert client.get("/admin/generator/retentionpolicy/add/").status_code == 403  # one row
+    opened = client.get("/admin/generator/retentionpolicy/")
+    assert opened["Location"].endswith("/retentionpolicy/1/change/")
+    assert b"EASEL_RETENTION_DAYS" in client.get(opened["Location"]).content
     zero = client.post("/admin/generator/retentionpolicy/1/change/", {"keep_days": "0"})
     assert zero.status_code == 200 and RetentionPolicy.global_days() == 30  # refused
 
