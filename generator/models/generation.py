@@ -377,12 +377,10 @@ class Generation(models.Model):
 
     @classmethod
     def expire_images(cls, pks: list[int], now) -> list[Generation]:
-        """Retention (generator/retention.py): these finished generations lose their images in
-        one transaction — image rows deleted (the post_delete receiver removes their objects
-        once it commits), the photo unset (the caller removes it after commit) — and get
-        `images_expired_at`; prompt, options and ledger stay. Rows another run holds are
-        skipped and expired ones left, so two runs never expire a row twice. Returns the rows
-        expired, as they were (`input_image` still named)."""
+        """Retention (generator/retention.py), in one transaction: these finished generations
+        lose their image rows (the post_delete receiver removes the objects after commit) and
+        photo (the caller removes it) and get `images_expired_at`. Rows another run holds are
+        skipped, expired ones left: none expires twice. Returns them, `input_image` named."""
         db = router.db_for_write(cls)
         with transaction.atomic(using=db):
             rows = list(
