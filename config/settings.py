@@ -179,7 +179,7 @@ else:
 
 CELERY_TASK_IGNORE_RESULT = True
 # Modules a worker imports at start: task modules not named tasks.py, and its metrics signals.
-CELERY_IMPORTS = ("generator.remaining", "config.worker_metrics")
+CELERY_IMPORTS = ("generator.remaining", "generator.retention", "config.worker_metrics")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -210,6 +210,11 @@ CELERY_BEAT_SCHEDULE = {
     "reap-generations": {
         "task": "generator.tasks.reap_generations",
         "schedule": float(env_int("EASEL_REAPER_INTERVAL", 30)),
+    },
+    # Retention (generator/retention.py): images older than their model's retention go.
+    "expire-old-images": {
+        "task": "generator.retention.expire_old_images",
+        "schedule": float(env_int("EASEL_RETENTION_INTERVAL", 3600)),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -323,6 +328,14 @@ EASEL_MODERATION_URL = env("EASEL_MODERATION_URL") or ""
 EASEL_MODERATION_API_KEY = env("EASEL_MODERATION_API_KEY") or ""
 EASEL_MODERATION_MODEL = env("EASEL_MODERATION_MODEL", "omni-moderation-latest")
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
+# --- Retention (issue #18) ---
+# Days a finished generation's images are kept when staff saved no retention policy in the
+# admin (blank or 0 = forever); a model's own retention_days wins over both.
+EASEL_RETENTION_DAYS = env_int("EASEL_RETENTION_DAYS", 0) or None
+if EASEL_RETENTION_DAYS is not None and EASEL_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("EASEL_RETENTION_DAYS must be a number of days (0 = forever)")
+if env_int("EASEL_RETENTION_INTERVAL", 3600) <= 0:
+    raise ImproperlyConfigured("EASEL_RETENTION_INTERVAL must be a positive number of seconds")
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off
 EASEL_API_SYNC_TIMEOUT = env_int("EASEL_API_SYNC_TIMEOUT", 60)  # longest X-Async: false wait (s)

@@ -136,6 +136,11 @@ def rerun(
         raise RerunRefused(
             "Only a failed or canceled generation can be retried; use Re-run for a variant."
         )
+    if gen.images_expired_at and model.accepts_input_image and not gen.input_image:
+        raise RerunRefused(
+            f"The photo this started from was removed on {gen.images_expired_at:%d %b %Y} "
+            "(image retention). Use Reuse settings and upload it again."
+        )
     problems = settings_errors(
         model,
         prompt=gen.prompt,

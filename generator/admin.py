@@ -6,6 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from generator import actions, admin_views
+from generator.admin_retention import ImagesExpiredFilter
 from generator.errors import ProviderError
 from generator.models import AIModel, Generation, OutputImage, UsageEntry, UserLimit
 from generator.models.validation import model_json_errors
@@ -45,7 +46,16 @@ class AIModelForm(forms.ModelForm):
 @admin.register(AIModel)
 class AIModelAdmin(admin.ModelAdmin):
     form = AIModelForm
-    list_display = ("name", "slug", "provider", "remote_id", "enabled", "position", "runs")
+    list_display = (
+        "name",
+        "slug",
+        "provider",
+        "remote_id",
+        "enabled",
+        "position",
+        "retention_days",
+        "runs",
+    )
     list_editable = ("enabled", "position")
     readonly_fields = ("runs",)
     list_filter = ("enabled", "provider")
@@ -149,6 +159,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "model",
         "provider",
         "via_api",
+        ImagesExpiredFilter,
         ("user", admin.RelatedOnlyFieldListFilter),
         "created_at",
     )
@@ -175,6 +186,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "lease_until",
         "deadline_at",
         "updated_at",
+        "images_expired_at",
     )
 
     def get_queryset(self, request):

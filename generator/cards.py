@@ -53,6 +53,7 @@ FIELDS = (
     "created_at",
     "started_at",
     "updated_at",
+    "images_expired_at",
     "model__id",
     "model__name",
 )

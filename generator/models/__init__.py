@@ -9,6 +9,7 @@ from generator.models.catalogue import AIModel, AIModelQuerySet
 from generator.models.generation import Generation, GenerationQuerySet, new_generation_id
 from generator.models.images import OutputImage, output_upload_to
 from generator.models.moderation import BlockedTerm, FlaggedPrompt
+from generator.models.retention import RetentionPolicy
 from generator.models.sharing import ShareLink, ShareLinkQuerySet
 from generator.models.usage import UsageEntry, UsageEntryQuerySet, UserLimit
 
@@ -22,6 +23,7 @@ __all__ = [
     "OutputImage",
     "ShareLink",
     "ShareLinkQuerySet",
+    "RetentionPolicy",
     "UsageEntry",
     "UsageEntryQuerySet",
     "UserLimit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from generator.models.validation import model_json_errors
@@ -80,6 +81,16 @@ class AIModel(models.Model):
         null=True,
         blank=True,
         help_text="Added per megapixel of each image, where the size is known (blank = none).",
+    )
+    retention_days = models.PositiveIntegerField(
+        "keep images for (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "Days after a generation of this model finished that its images are kept "
+            "(blank = the global retention policy; 0 is not allowed)."
+        ),
     )
     prompt_template = models.CharField(
         max_length=500,

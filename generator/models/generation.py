@@ -84,6 +84,9 @@ class Generation(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    images_expired_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention removed its images (the rest stays)."
+    )
 
     objects = GenerationQuerySet.as_manager()
 
@@ -108,6 +111,12 @@ class Generation(models.Model):
                 fields=["user", "priority", "created_at"],
                 condition=Q(status="queued", dispatched_at__isnull=True),
                 name="gen_user_waiting",
+            ),
+            # Retention's hourly look for what is due, per model (GenerationQuerySet.expirable).
+            models.Index(
+                fields=["model", "finished_at"],
+                condition=Q(images_expired_at__isnull=True),
+                name="gen_retention_due",
             ),
         ]
         constraints = [
@@ -367,3 +376,24 @@ class Generation(models.Model):
         Generation.objects.filter(pk=self.pk).update(favorite=favorite, updated_at=now)
         self.favorite, self.updated_at = favorite, now
         counters.bump_stars(self.user_id)
+
+    @classmethod
+    def expire_images(cls, pks: list[int], now) -> list[Generation]:
+        """Retention (generator/retention.py), in one transaction: these finished generations
+        lose their image rows (the post_delete receiver removes the objects after commit) and
+        photo (the caller removes it) and get `images_expired_at`. Rows another run holds are
+        skipped, expired ones left: none expires twice. Returns them, `input_image` named."""
+        db = router.db_for_write(cls)
+        with transaction.atomic(using=db):
+            rows = list(
+                cls.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=pks, status__in=cls.FINAL, images_expired_at__isnull=True)
+                .only("id", "user_id", "input_image")
+            )
+            ids = [gen.pk for gen in rows]
+            OutputImage.objects.filter(generation_id__in=ids).delete()
+            changes = {"images_expired_at": now, "input_image": "", "updated_at": now}
+            cls.objects.filter(pk__in=ids).update(**changes)
+            for user_id in {gen.user_id for gen in rows}:  # their pages show it at once
+                transaction.on_commit(lambda u=user_id: counters.bump_user(u), using=db)
+        return rows

@@ -44,6 +44,18 @@ class GenerationQuerySet(models.QuerySet):
         qs = self.filter(status=Status.QUEUED, dispatched_at__isnull=True)
         return qs.filter(user_id=user_id) if user_id is not None else qs
 
+    def expirable(self, cutoff):
+        """Retention's selection: finished before `cutoff` (by `finished_at`; `created_at` for
+        a final row that has none), images not expired yet, and something stored: completed
+        (its images) or an uploaded photo. Queued and running rows never match. No subquery
+        on the images: the hourly look stays an index range (gen_retention_due)."""
+        return self.filter(
+            Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff),
+            Q(status=Status.COMPLETED) | ~Q(input_image=""),
+            status__in=FINAL,
+            images_expired_at__isnull=True,
+        )
+
     def newest_first(self):
         return self.order_by("-created_at", "-id")
 
