@@ -1,8 +1,8 @@
 """Waiting holds no web worker (issue #17), two figures on the ASGI server of README "Serving":
 
 1. `waits`: 200 simultaneous synchronous API requests (Meteron `X-Async: false`, a service key,
-   200 end users) for 10-second jobs (the built-in renderer with a 10-s delay), served by
-   uvicorn with 2 worker processes. Target: every request answered, completed, within 12 s. A design
+   200 end users) for 10-second jobs (the built-in renderer with a 10-s delay, 256x256 images:
+   the figure is about waiting, not drawing), served by uvicorn with 2 worker processes. Target: every request answered, completed, within 12 s. A design
    that held a worker per waiting request would need 200 / 2 x 10 s = 1,000 s.
 2. `cards`: a signed-in Chromium page of the gallery with live updates (server-sent events);
    generations are completed one at a time by this process (as a worker does: image stored,
@@ -129,7 +129,7 @@ async def burst(base: str, key: str, slug: str, n: int):
             r = await client.post(
                 "/api/images/generations",
                 headers={"Authorization": f"Bearer {key}", "X-Model": slug, "X-User": f"u{i}"},
-                json={"prompt": f"bench {i}"},
+                json={"prompt": f"bench {i}", "size": "256x256"},
             )
             status = r.json().get("status") if r.status_code == 200 else r.text[:120]
             return r.status_code, status, time.monotonic() - started
