@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import time
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
@@ -71,14 +72,29 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 class MetricsMiddleware:
     """Counts and times every request by its route pattern (never the raw path: `/gallery/<id>/`
-    not one series per generation). Installed only when metrics are on."""
+    not one series per generation). Installed only when metrics are on. Sync and async (a
+    sync-only middleware would hold a thread per waiting request under the ASGI server)."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self._acall(request)
         start = time.perf_counter()
-        response = self.get_response(request)
+        return self._observe(request, self.get_response(request), start)
+
+    async def _acall(self, request: HttpRequest):
+        start = time.perf_counter()
+        return self._observe(request, await self.get_response(request), start)
+
+    @staticmethod
+    def _observe(request: HttpRequest, response, start: float):
         match = getattr(request, "resolver_match", None)
         route = ("/" + match.route) if match is not None and match.route else "unmatched"
         method = request.method if request.method in METHODS else "other"  # a stranger's verb

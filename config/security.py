@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core import checks
 from django.http import HttpRequest, HttpResponse
@@ -54,13 +55,27 @@ def build_policy() -> str:
 
 
 class ContentSecurityPolicyMiddleware:
-    """Adds the policy to every response that has not set its own."""
+    """Adds the policy to every response that has not set its own. Sync and async: under the
+    ASGI server a sync-only middleware would hold a thread for each waiting request."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._with_policy(self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._with_policy(await self.get_response(request))
+
+    @staticmethod
+    def _with_policy(response: HttpResponse) -> HttpResponse:
         # Built per response (a few string joins) so it follows the settings in force.
         response.headers.setdefault("Content-Security-Policy", build_policy())
         return response

@@ -184,3 +184,13 @@ def test_a_card_moves_by_server_sent_events_without_polling(
     )
     assert watched.status_code == 200
     assert "event: end" in watched.text and other.public_id not in watched.text
+
+
+def test_every_middleware_is_async_capable(settings):
+    """One sync-only middleware makes Django run the rest of every request in a thread held
+    until it ends: under uvicorn, each waiting request or card stream would hold a thread."""
+    from django.utils.module_loading import import_string
+
+    names = [*settings.MIDDLEWARE, "config.metrics.MetricsMiddleware"]
+    sync_only = [n for n in names if not getattr(import_string(n), "async_capable", False)]
+    assert sync_only == []
