@@ -98,13 +98,17 @@ def spend_by_model_month(user):
 
 
 def spend_by(field: str):
-    """All users' spend grouped by `field` ("user__email", "model__name", "model__provider")."""
+    """All users' spend grouped by `field` ("user__email", "model__name", "model__provider"):
+    `spent` all time and `spent_month` this month (charges − refunds), most spent first."""
     charge, refund = Q(kind=UsageEntry.Kind.CHARGE), Q(kind=UsageEntry.Kind.REFUND)
+    this_month = Q(charged_at__gte=period_bounds()["month_start"])
     return (
         UsageEntry.objects.values(label=F(field))
         .annotate(
             spent=Sum("cost", filter=charge, default=Decimal(0))
-            - Sum("cost", filter=refund, default=Decimal(0))
+            - Sum("cost", filter=refund, default=Decimal(0)),
+            spent_month=Sum("cost", filter=charge & this_month, default=Decimal(0))
+            - Sum("cost", filter=refund & this_month, default=Decimal(0)),
         )
         .order_by("-spent")
     )

@@ -3,6 +3,7 @@ provider's content-policy refusal) and what it costs (prices, spend, monthly bud
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -134,6 +135,16 @@ def test_the_usage_page_and_dashboard_show_spend(owner_client, owner, local_mode
     assert "Spend by model and month" in page and "0.50" in page
     dash = admin_client.get("/admin/generator/generation/dashboard/").content.decode()
     assert "Spend by user" in dash and owner.email in dash and "Spend by provider" in dash
+    # A charge of an earlier month counts all time, not this month.
+    UsageEntry.objects.create(
+        user=owner, model=local_model, kind=UsageEntry.Kind.CHARGE, images=1,
+        cost=Decimal("2.00"), charged_at=limits.period_bounds()["month_start"] - timedelta(days=3),
+    )  # fmt: skip
+    by_user = {r["label"]: r for r in budget.spend_by("user__email")}
+    assert by_user[owner.email]["spent_month"] == Decimal("0.50")
+    assert by_user[owner.email]["spent"] == Decimal("2.50")
+    dash = admin_client.get("/admin/generator/generation/dashboard/").content.decode()
+    assert "This month" in dash and "2.50" in dash
 
 
 def test_a_budget_refusal_says_what_is_left_and_when_it_resets(owner_client, owner, local_model):
