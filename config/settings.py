@@ -167,7 +167,7 @@ else:
 
 CELERY_TASK_IGNORE_RESULT = True
 # Modules a worker imports at start: task modules not named tasks.py, and its metrics signals.
-CELERY_IMPORTS = ("generator.remaining", "config.worker_metrics")
+CELERY_IMPORTS = ("generator.remaining", "generator.export_tasks", "config.worker_metrics")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "generator.tasks.reap_generations",
         "schedule": float(env_int("EASEL_REAPER_INTERVAL", 30)),
     },
+    # ZIP exports (issue #18): delete archives past their day, fail exports that stopped.
+    "clean-exports": {"task": "generator.export_tasks.clean_exports", "schedule": 600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -311,6 +313,8 @@ EASEL_MODERATION_URL = env("EASEL_MODERATION_URL") or ""
 EASEL_MODERATION_API_KEY = env("EASEL_MODERATION_API_KEY") or ""
 EASEL_MODERATION_MODEL = env("EASEL_MODERATION_MODEL", "omni-moderation-latest")
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
+# The most images one ZIP export may hold (issue #18); a bigger filtered view is refused.
+EASEL_EXPORT_MAX_IMAGES = env_int("EASEL_EXPORT_MAX_IMAGES", 10_000)
 # --- Easel's own API (issue #17) ---
 EASEL_API_RATE_LIMIT = env_int("EASEL_API_RATE_LIMIT", 120)  # requests per key per minute; 0 = off
 EASEL_API_SYNC_TIMEOUT = env_int("EASEL_API_SYNC_TIMEOUT", 60)  # longest X-Async: false wait (s)
