@@ -13,6 +13,7 @@ from django.test import Client
 
 from generator.models import Export, Generation
 from tests.conftest import make_user, seeded_model, shot
+from tests.procs import Worker
 from tests.test_export import make_history
 from tests.test_studio_browser import axe_check
 
@@ -22,8 +23,12 @@ WANTED = 150
 
 
 def test_the_owner_exports_a_filtered_gallery_and_downloads_the_zip(
-    live_server, page, worker, local_model, django_user_model
+    live_server, page, start_worker, local_model, django_user_model, tmp_path
 ):
+    # The worker starts only once the page shows the export queued, so the bar is seen to
+    # move by the page's script (start_worker's set-up: PostgreSQL, Redis, no eager tasks).
+    worker = Worker(tmp_path / "export-worker.log")
+    worker.purge()
     owner = make_user(django_user_model, email="exporter@example.com")
     make_history(owner, local_model, WANTED)
     make_history(owner, seeded_model("local-wide"), 30, start=WANTED)  # not in the view
@@ -34,20 +39,28 @@ def test_the_owner_exports_a_filtered_gallery_and_downloads_the_zip(
     page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
     page.goto(f"{live_server.url}/gallery/?model=local-sketch&status=completed")
+    assert page.url.startswith(f"{live_server.url}/gallery/"), page.url  # signed in
+    page.locator("#gallery-grid").wait_for()
     page.get_by_role("button", name="Download these as ZIP").click()
     page.wait_for_url(f"{live_server.url}/gallery/exports/*/")
     export = Export.objects.get(user=owner)
     assert export.total == WANTED
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
     bar = page.locator("progress#export-progress")
-    assert bar.get_attribute("max") == str(WANTED)
+    assert bar.get_attribute("max") == str(WANTED) and bar.get_attribute("value") == "0"
+    assert page.locator("#export-status").inner_text() == "Queued"
+    assert page.locator("#export-download").is_hidden()
 
-    page.wait_for_function(
-        "n => { const p = document.getElementById('export-progress');"
-        " return p.max === n && p.value === n; }",
-        arg=WANTED,
-        timeout=120_000,
-    )
+    worker.start()
+    try:
+        page.wait_for_function(
+            "n => { const p = document.getElementById('export-progress');"
+            " return p.max === n && p.value === n; }",
+            arg=WANTED,
+            timeout=120_000,
+        )
+    finally:
+        worker.stop()
     link = page.get_by_role("link", name="Download the ZIP")
     link.wait_for(state="visible")
     assert page.locator("#export-status").inner_text() == "Completed"
