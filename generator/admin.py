@@ -309,4 +309,5 @@ class UsageEntryAdmin(admin.ModelAdmin):
         return False
 
 
-from generator import admin_moderation  # noqa: E402, F401  (registers the moderation admin)
+# Register the moderation and exports admins.
+from generator import admin_exports, admin_moderation  # noqa: E402, F401
