@@ -62,6 +62,9 @@ def start(request: HttpRequest) -> HttpResponse:
         export = start_export(request.user, form.criteria(), query)
     except ExportRefused as exc:
         messages.error(request, str(exc))
+        going = Export.objects.for_user(request.user).active().first()
+        if going is not None:  # the one in progress: its page, to watch it
+            return redirect("gallery:export", public_id=going.public_id)
         return redirect(back)
     return redirect("gallery:export", public_id=export.public_id)
 

@@ -253,6 +253,7 @@ def test_one_export_at_a_time_and_an_empty_view_is_refused(owner, owner_client, 
     running.claim()
     response = owner_client.post("/gallery/exports/", {}, follow=True)
     assert "You already have an export in progress" in response.content.decode()
+    assert response.redirect_chain[-1][0] == f"/gallery/exports/{running.public_id}/"
     assert Export.objects.count() == 1
     nothing = owner_client.post("/gallery/exports/", {"q": "no such prompt"}, follow=True)
     assert "match no images" in nothing.content.decode()
