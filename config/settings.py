@@ -179,7 +179,12 @@ else:
 
 CELERY_TASK_IGNORE_RESULT = True
 # Modules a worker imports at start: task modules not named tasks.py, and its metrics signals.
-CELERY_IMPORTS = ("generator.remaining", "generator.retention", "config.worker_metrics")
+CELERY_IMPORTS = (
+    "generator.remaining",
+    "generator.retention",
+    "generator.export_tasks",
+    "config.worker_metrics",
+)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -216,6 +221,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "generator.retention.expire_old_images",
         "schedule": float(env_int("EASEL_RETENTION_INTERVAL", 3600)),
     },
+    # ZIP exports (issue #18): delete archives past their day, fail exports that stopped.
+    "clean-exports": {"task": "generator.export_tasks.clean_exports", "schedule": 600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -32,6 +32,8 @@ EASEL_MODERATION_URL = env("EASEL_MODERATION_URL") or ""
 EASEL_MODERATION_API_KEY = env("EASEL_MODERATION_API_KEY") or ""
 EASEL_MODERATION_MODEL = env("EASEL_MODERATION_MODEL", "omni-moderation-latest")
 EASEL_GALLERY_PAGE_SIZE = env_int("EASEL_GALLERY_PAGE_SIZE", 48)
+# The most images one ZIP export may hold (issue #18); a bigger filtered view is refused.
+EASEL_EXPORT_MAX_IMAGES = env_int("EASEL_EXPORT_MAX_IMAGES", 10_000)
 # --- Retention (issue #18) ---
 # Days a finished generation's images are kept when staff saved no retention policy in the
 # admin (blank or 0 = forever); a model's own retention_days wins over both.

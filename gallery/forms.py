@@ -198,18 +198,28 @@ class GalleryFilterForm(forms.Form):
         end_dt = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz) if end else None
         return start_dt, end_dt
 
+    def criteria(self) -> dict:
+        """The filter as JSON-safe values (what an export keeps): GenerationQuerySet.matching
+        applies it, for the gallery's pages and for the ZIP export alike."""
+        d = self.cleaned_data
+        model = d.get("model")
+        start, end = self._bounds()
+        return {
+            "model": model.pk if model else None,
+            "q": d.get("q") or "",
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+            "starred": bool(d.get("starred")),
+            "status": d.get("status") or "",
+            "sort": d.get("sort") or "newest",
+        }
+
     def filter_without_status(self, qs):
         """Everything but the status: what the per-status counts are computed over."""
-        d = self.cleaned_data
-        return (
-            qs.for_model(d.get("model"))
-            .search(d.get("q"))
-            .created_between(*self._bounds())
-            .starred(d.get("starred", False))
-        )
+        return qs.matching({**self.criteria(), "status": ""})
 
     def filter(self, qs):
-        return self.filter_without_status(qs).with_status(self.cleaned_data.get("status") or None)
+        return qs.matching(self.criteria())
 
     def ordered(self, qs):
         return qs.oldest_first() if self.cleaned_data["sort"] == "oldest" else qs.newest_first()

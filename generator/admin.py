@@ -321,5 +321,5 @@ class UsageEntryAdmin(admin.ModelAdmin):
         return False
 
 
-# Register the moderation and share links admins.
-from generator import admin_moderation, admin_sharing  # noqa: E402, F401
+# Register the moderation, share links and exports admins.
+from generator import admin_exports, admin_moderation, admin_sharing  # noqa: E402, F401

@@ -20,7 +20,7 @@ from django.test import Client
 from PIL import Image
 
 from gallery.forms import make_cursor
-from generator.models import AIModel, Generation, OutputImage
+from generator.models import AIModel, Export, Generation, OutputImage
 
 pytestmark = pytest.mark.django_db
 
@@ -218,6 +218,27 @@ ROWS = [
     ),
     Row("gallery-search-too-long", gallery("q=" + "x" * 201)),
     Row("gallery-starred-bad", gallery("starred=2")),
+    # --- "Download these as ZIP" (issue #18): the same filter form, as a POST -------------
+    Row(
+        "export-bad-status",
+        lambda c: c.client.post("/gallery/exports/", {"status": "exploded"}),
+        contains="not a status",
+    ),
+    Row(
+        "export-unknown-model",
+        lambda c: c.client.post("/gallery/exports/", {"model": "nope"}),
+        contains="There is no model",
+    ),
+    Row(
+        "export-dates-reversed",
+        lambda c: c.client.post("/gallery/exports/", {"from": "2025-02-01", "to": "2025-01-01"}),
+        contains="before the start date",
+    ),
+    Row(
+        "export-unknown-id",
+        lambda c: c.client.get("/gallery/exports/doesnotexist/status/"),
+        expect=(404,),
+    ),
     # --- ids in paths ---------------------------------------------------------------------
     Row("detail-unknown-id", lambda c: c.client.get("/gallery/g_doesnotexist/"), expect=(404,)),
     Row(
@@ -319,6 +340,7 @@ def state():
         OutputImage.objects.count(),
         list(Generation.objects.order_by("pk").values_list("status", "favorite", "prompt")),
         AIModel.objects.count(),
+        Export.objects.count(),
     )
 
 

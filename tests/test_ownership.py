@@ -12,11 +12,12 @@ import io
 import pytest
 from django.contrib import admin
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from PIL import Image
 
 from generator import actions
-from generator.models import Generation, OutputImage
+from generator.models import Export, Generation, OutputImage
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,12 @@ MATRIX = {
         lambda g: {"public_id": g.public_id, "index": 0, "kind": "download"},
         ["GET"],
     ),
+    # ZIP exports (issue #18): the owner's completed export of `g`'s gallery.
+    "gallery:export": (lambda g: {"public_id": completed_export(g).public_id}, ["GET"]),
+    "gallery:export_status": (lambda g: {"public_id": completed_export(g).public_id}, ["GET"]),
+    "gallery:export_download": (lambda g: {"public_id": completed_export(g).public_id}, ["GET"]),
     # Signed-in pages without an id: anonymous → login (no stranger case).
+    "gallery:export_start": (None, ["POST"]),
     "generator:home": (None, ["GET", "POST"]),
     "gallery:list": (None, ["GET"]),
     "accounts:profile": (None, ["GET"]),
@@ -117,6 +123,17 @@ def matrix_cases():
         else:
             cases.append(name or route)
     return cases
+
+
+def completed_export(gen: Generation) -> Export:
+    """The owner's export, completed, with its archive in storage (made once per test)."""
+    export = Export.objects.filter(user=gen.user).first()
+    if export is None:
+        export = Export.start(gen.user, {}, "", 1)
+        export.claim()
+        name = default_storage.save(export.storage_name, ContentFile(b"PK\x05\x06" + bytes(18)))
+        export.complete(name, 22, 1, 1)
+    return export
 
 
 def png() -> bytes:

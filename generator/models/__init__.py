@@ -6,6 +6,7 @@ State changes live with the model they change: every status change is a Generati
 """
 
 from generator.models.catalogue import AIModel, AIModelQuerySet
+from generator.models.exports import Export, ExportRefused
 from generator.models.generation import Generation, GenerationQuerySet, new_generation_id
 from generator.models.images import OutputImage, output_upload_to
 from generator.models.moderation import BlockedTerm, FlaggedPrompt
@@ -17,6 +18,8 @@ __all__ = [
     "AIModel",
     "AIModelQuerySet",
     "BlockedTerm",
+    "Export",
+    "ExportRefused",
     "FlaggedPrompt",
     "Generation",
     "GenerationQuerySet",

@@ -3,6 +3,8 @@ and the statuses they name (Generation.Status is this Status)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
 
@@ -90,6 +92,22 @@ class GenerationQuerySet(models.QuerySet):
 
     def starred(self, only: bool = True):
         return self.filter(favorite=True) if only else self
+
+    def matching(self, criteria: dict):
+        """The gallery's filter (gallery.forms.GalleryFilterForm.criteria(), JSON-safe so an
+        export can keep it): model id, prompt search, created from/to (ISO datetimes, the end
+        exclusive), starred, status. The gallery pages and the ZIP export both filter here."""
+        start, end = criteria.get("start"), criteria.get("end")
+        return (
+            self.for_model(criteria.get("model"))
+            .search(criteria.get("q"))
+            .created_between(
+                datetime.fromisoformat(start) if start else None,
+                datetime.fromisoformat(end) if end else None,
+            )
+            .starred(bool(criteria.get("starred")))
+            .with_status(criteria.get("status") or None)
+        )
 
     def status_counts(self) -> dict[str, int]:
         counts = {status: 0 for status in Status.values}

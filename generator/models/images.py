@@ -41,10 +41,17 @@ class OutputImage(models.Model):
 
     @property
     def extension(self) -> str:
-        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
-            self.content_type, "bin"
-        )
+        return extension_of(self.content_type)
 
     @property
     def download_name(self) -> str:
-        return f"easel-{self.generation.public_id}-{self.index + 1}.{self.extension}"
+        return download_name(self.generation.public_id, self.index, self.content_type)
+
+
+def extension_of(content_type: str) -> str:
+    return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(content_type, "bin")
+
+
+def download_name(generation_public_id: str, index: int, content_type: str) -> str:
+    """`easel-<generation>-<n>.<ext>`: a download's file name, and its name in a ZIP export."""
+    return f"easel-{generation_public_id}-{index + 1}.{extension_of(content_type)}"
