@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
@@ -175,12 +176,15 @@ class ApiKey(models.Model):
         owner = self.user
         digest = hashlib.sha256(f"{owner.pk}:{external_id}".encode()).hexdigest()[:20]
         email = f"svc-{digest}@service.invalid"
-        user, created = User.objects.get_or_create(
+        user, _ = User.objects.get_or_create(
             service_owner=owner,
             external_id=external_id,
-            defaults={"email": email, "username": email, "priority": owner.priority},
+            defaults={
+                "email": email,
+                "username": email,
+                "priority": owner.priority,
+                # Unusable from the first INSERT (no second UPDATE on an API request's path).
+                "password": make_password(None),
+            },
         )
-        if created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
         return user
