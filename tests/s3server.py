@@ -47,6 +47,18 @@ class S3Server:
     def acl_grants(self, key: str) -> list[dict]:
         return self.client.get_object_acl(Bucket=self.bucket, Key=key)["Grants"]
 
+    def env(self) -> dict[str, str]:
+        """The environment that points another process (a worker, a web node) at this bucket."""
+        return {
+            "STORAGE_BACKEND": "s3",
+            "AWS_STORAGE_BUCKET_NAME": self.bucket,
+            "AWS_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_S3_REGION_NAME": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_S3_ADDRESSING_STYLE": "path",
+        }
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint():

@@ -149,15 +149,7 @@ def test_500_images_built_by_a_real_worker_on_s3_download_decode_and_match(
     wanted = make_history(owner, local_model, 500)
     make_history(owner, wide, 20, start=500)  # another model: filtered out
     make_history(owner, local_model, 10, start=520, status=Generation.Status.FAILED, images=False)
-    worker = start_worker(
-        STORAGE_BACKEND="s3",
-        AWS_STORAGE_BUCKET_NAME=s3.bucket,
-        AWS_S3_ENDPOINT_URL=s3.endpoint,
-        AWS_S3_REGION_NAME=s3server.REGION,
-        AWS_ACCESS_KEY_ID=s3server.ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=s3server.SECRET_KEY,
-        AWS_S3_ADDRESSING_STYLE="path",
-    )
+    worker = start_worker(**s3.env())
 
     started = owner_client.post(
         "/gallery/exports/", {"model": "local-sketch", "status": "completed"}

@@ -309,15 +309,7 @@ def test_the_beat_task_runs_on_a_real_worker(s3, start_worker, owner, local_mode
     old = stored(owner, local_model, make_generation, days=31)
     keep = stored(owner, local_model, make_generation, days=2)
     names = object_names(old)
-    start_worker(
-        STORAGE_BACKEND="s3",
-        AWS_STORAGE_BUCKET_NAME=s3.bucket,
-        AWS_S3_ENDPOINT_URL=s3.endpoint,
-        AWS_S3_REGION_NAME=s3server.REGION,
-        AWS_ACCESS_KEY_ID=s3server.ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=s3server.SECRET_KEY,
-        AWS_S3_ADDRESSING_STYLE="path",
-    )
+    start_worker(**s3.env())
     from config.celery import app
 
     app.send_task(settings.CELERY_BEAT_SCHEDULE["expire-old-images"]["task"])  # what beat sends

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import ApiKey
 
@@ -21,6 +25,34 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
         self.headers = headers or {}
+
+
+def answering_refusals(refusal: Callable[[ApiError], HttpResponse]):
+    """A view decorator: every ApiError the view raises is answered by `refusal` (the dialect's
+    own error body); sync and async views alike. Bearer keys, no cookies: CSRF does not apply."""
+
+    def decorate(view):
+        if iscoroutinefunction(view):
+
+            @wraps(view)
+            async def wrapper(request, *args, **kwargs):
+                try:
+                    return await view(request, *args, **kwargs)
+                except ApiError as exc:
+                    return refusal(exc)
+
+        else:
+
+            @wraps(view)
+            def wrapper(request, *args, **kwargs):
+                try:
+                    return view(request, *args, **kwargs)
+                except ApiError as exc:
+                    return refusal(exc)
+
+        return csrf_exempt(wrapper)
+
+    return decorate
 
 
 @dataclass

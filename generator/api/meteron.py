@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from functools import wraps
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from generator import actions, limits, waiting
-from generator.api.auth import ApiError, caller
+from generator.api.auth import ApiError, answering_refusals, caller
 from generator.forms import GenerationForm
 from generator.image_urls import attach_urls
 from generator.models import AIModel, Generation
@@ -36,27 +34,7 @@ def refusal(exc: ApiError) -> JsonResponse:
     return response
 
 
-def meteron_errors(view):
-    """Every ApiError the view raises, answered as a refusal; sync and async views alike."""
-    if iscoroutinefunction(view):
-
-        @wraps(view)
-        async def wrapper(request, *args, **kwargs):
-            try:
-                return await view(request, *args, **kwargs)
-            except ApiError as exc:
-                return refusal(exc)
-
-    else:
-
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            try:
-                return view(request, *args, **kwargs)
-            except ApiError as exc:
-                return refusal(exc)
-
-    return csrf_exempt(wrapper)  # bearer keys, no cookies: CSRF does not apply
+meteron_errors = answering_refusals(refusal)
 
 
 def _item(gen: Generation) -> dict:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from functools import wraps
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from generator import actions, limits, waiting
-from generator.api.auth import ApiError, caller
+from generator.api.auth import ApiError, answering_refusals, caller
 from generator.forms import GenerationForm
 from generator.image_urls import attach_urls
 from generator.models import AIModel, Generation
@@ -47,27 +45,7 @@ def refusal(exc: ApiError) -> JsonResponse:
     return _error(exc.status, exc.message, code=exc.code or None, headers=exc.headers)
 
 
-def openai_errors(view):
-    """Every ApiError the view raises, answered in the envelope; sync and async views alike."""
-    if iscoroutinefunction(view):
-
-        @wraps(view)
-        async def wrapper(request, *args, **kwargs):
-            try:
-                return await view(request, *args, **kwargs)
-            except ApiError as exc:
-                return refusal(exc)
-
-    else:
-
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            try:
-                return view(request, *args, **kwargs)
-            except ApiError as exc:
-                return refusal(exc)
-
-    return csrf_exempt(wrapper)  # bearer keys, no cookies: CSRF does not apply
+openai_errors = answering_refusals(refusal)
 
 
 @openai_errors
