@@ -86,6 +86,19 @@ def test_without_redis_a_wait_polls_the_row(settings, owner, make_generation):
     assert status == Generation.Status.CANCELED
 
 
+def test_with_redis_unreachable_a_change_is_still_seen_by_polling(settings, owner, make_generation):
+    """Redis stopped (nothing listens on port 1): publishing fails quietly, the subscription
+    fails, and the wait polls the row instead; the change is not lost."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    gen = make_generation(owner, status=Generation.Status.RUNNING)
+    ender = later(0.3, lambda: Generation.objects.get(pk=gen.pk).fail("Provider said no."))
+    try:
+        status = async_to_sync(waiting.settled)(gen.pk, timeout=30)
+    finally:
+        ender.join()
+    assert status == Generation.Status.FAILED
+
+
 def test_events_are_a_404_under_wsgi_so_the_page_polls(settings, owner_client, owner):
     settings.EASEL_LIVE_UPDATES = "sse"
     response = owner_client.get("/events/cards?ids=abc")

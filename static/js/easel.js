@@ -116,6 +116,10 @@
       var card = document.getElementById("gen-" + data.id);
       if (card) fresh(card, data.html);
     });
+    source.addEventListener("gone", function (e) {  // deleted meanwhile (another tab)
+      var card = document.getElementById("gen-" + JSON.parse(e.data).id);
+      if (card) card.remove();
+    });
     source.addEventListener("end", function () {
       ended = true;
       source.close();
