@@ -97,6 +97,7 @@ class Load:
 
     def __init__(self, base, users, password, t0):
         self.base, self.users, self.password, self.t0 = base, users, password, t0
+        self.wall0 = time.time() - (time.monotonic() - t0)  # load.now() 0 as a Unix time
         self.phase = "steady"
         self.events: list[tuple[float, str, str, str, object]] = []  # t, phase, what, node, outcome
         self.accepted: list[tuple[float, str]] = []  # (t, public id) of each 302

@@ -12,8 +12,11 @@ The database is the private cluster's, not pytest-django's: the test reads it wi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 import psycopg
@@ -63,6 +66,11 @@ class Cluster:
         self.webs: list = [None, None]
         self.workers: list = [None, None]
         self.procs: list = []
+        # systemd's Restart=always for the worker nodes (docs/DEPLOY.md): a node that exits on
+        # its own is started again, and the exit is kept for the report.
+        self.exits: list[tuple[float, str, str]] = []  # (time, node, the log's last error)
+        self._nodes_lock = threading.Lock()
+        self._supervising = threading.Event()
 
     # --- start -------------------------------------------------------------------------
 
@@ -96,6 +104,8 @@ class Cluster:
             EASEL_LEASE_SECONDS="10",
             EASEL_REAPER_INTERVAL="3",
             EASEL_REQUEUE_AFTER_SECONDS="5",
+            # The lease of a held submit is this + 60 s: the reaper resolves the killed job then.
+            EASEL_PROVIDER_TIMEOUT="5",
             PYTHONUNBUFFERED="1",
             WEB_CONCURRENCY="1",
             GUNICORN_THREADS="16",
@@ -117,6 +127,8 @@ class Cluster:
             )
         )
         self._haproxy()
+        self._supervising.set()
+        threading.Thread(target=self._supervise, daemon=True).start()
         for url in self.web_urls:
             assert _wait_http(url + "/readyz", timeout=60), self.logs()
         assert _wait_http(self.base + "/readyz", timeout=30), self.logs()
@@ -149,6 +161,23 @@ class Cluster:
             **changed,
             EASEL_VAR_DIR=str(var),
         ).start()
+
+    def kill_worker(self, i: int) -> None:
+        """kill -9 worker node i (main process and pool children), then start it again."""
+        with self._nodes_lock:
+            self.workers[i].kill()
+            self.start_worker(i)
+
+    def _supervise(self) -> None:
+        while self._supervising.is_set():
+            with self._nodes_lock:
+                for i, w in enumerate(self.workers):
+                    if self._supervising.is_set() and w.proc.poll() is not None:
+                        log = w.log_path.read_text(errors="replace")
+                        errors = re.findall(r"CRITICAL/MainProcess\] (.*)", log) or ["?"]
+                        self.exits.append((time.time(), f"worker {'ab'[i]}", errors[-1][:160]))
+                        self.start_worker(i)
+            time.sleep(0.5)
 
     def _haproxy(self) -> None:
         a, b = self.web_ports
@@ -205,6 +234,9 @@ backend nodes
     # --- stop ----------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._supervising.clear()
+        with self._nodes_lock:
+            pass  # the supervisor is past its last restart
         if self.sim:
             self.sim.release()
         for w in self.workers:

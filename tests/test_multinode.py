@@ -98,10 +98,9 @@ def _kill_the_worker_holding_a_request(load, cluster, client) -> tuple[dict, str
     )
     assert row == [("running", True)], row
     index = cluster.worker_index_of(pid)
-    cluster.workers[index].kill()  # kill -9 the node (main process and pool children)
+    cluster.kill_worker(index)  # kill -9 the node, then start it again as systemd would
     cluster.sim.release()
     fault.update(end=load.now(), node=f"worker {'ab'[index]}")
-    cluster.start_worker(index)  # as systemd's Restart= would
     _settle(load, cluster, fault)
     return fault, held
 
@@ -157,6 +156,15 @@ def test_many_machines_survive_kills_and_restarts_of_every_part(cluster):
             break
         time.sleep(1)
     all_terminal = load.now()
+    # The whole pipeline is back after each fault: a generation submitted after its end completed.
+    for f in faults:
+        done = cluster.query(
+            "SELECT min(extract(epoch FROM finished_at)) FROM generator_generation "
+            "WHERE status = 'completed' AND created_at >= to_timestamp(%s)",
+            load.wall0 + f["end"],
+        )[0][0]
+        assert done is not None, f
+        f["completed_after_s"] = round(float(done) - load.wall0 - f["end"], 2)
     gens = dict(cluster.query("SELECT public_id, status FROM generator_generation"))
     accepted = {g for _, g in load.accepted}
     assert accepted and accepted <= set(gens), accepted - set(gens)
@@ -215,7 +223,8 @@ def _report(cluster, load, faults, gens, sent, held, error, stopped, all_termina
         + (f" ({f['node']})" if "node" in f else "")
         + (f", /readyz red then green {f['readyz_green_after_s']}s after the restart"
            if "readyz_green_after_s" in f else "")
-        + f", first accepted submission {f['recovered_after_s']}s after, failures "
+        + f", first accepted submission {f['recovered_after_s']}s after, first completed "
+        f"generation submitted after it {f['completed_after_s']}s after, failures "
         f"{load.failures_by_phase().get(f['name'].split(' (job')[0], {})}"
         for f in faults
     )  # fmt: skip
@@ -226,7 +235,8 @@ def _report(cluster, load, faults, gens, sent, held, error, stopped, all_termina
         f"{by_status}, all terminal at t={all_terminal}s (load stopped at t={stopped}s); "
         f"provider submissions per generation: max {max(sent.values())}, total "
         f"{sum(sent.values())}, none twice; the held job: failed, sent once, reason "
-        f"{error!r}"
+        f"{error!r}; worker nodes that exited on their own and were started again (systemd "
+        f"Restart=always): {[(round(t - load.wall0, 1), n, e) for t, n, e in cluster.exits]}"
     )
     print(figures)
     if os.environ.get("EASEL_RECORD_MULTINODE") != "1":  # CI and plain runs leave the tree clean
