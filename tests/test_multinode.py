@@ -76,8 +76,9 @@ def _outage(load, cluster, name, stop, start, down_check) -> dict:
     start()
     fault["end"] = load.now()
     t = time.monotonic()
-    assert _wait_http(cluster.web_urls[1] + "/readyz", timeout=60), cluster.logs()
-    fault["readyz_green_after_s"] = round(time.monotonic() - t, 2)
+    for node in cluster.web_urls:
+        assert _wait_http(node + "/readyz", timeout=60), cluster.logs()
+    fault["readyz_green_after_s"] = round(time.monotonic() - t, 2)  # both nodes 200 again
     _settle(load, cluster, fault)
     return fault
 
