@@ -231,6 +231,15 @@ backend nodes
             out.append(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}")
         return "\n".join(out) + "\n--- postgres\n" + (self.pg.log() if self.pg else "")
 
+    def grep_logs(self, words: list[str]) -> str:
+        """Every node's log lines that name one of `words` (a failure's generations)."""
+        lines = []
+        for path in sorted(self.tmp.glob("*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                if any(w in line for w in words):
+                    lines.append(f"{path.name}: {line[:300]}")
+        return "\n".join(lines[-60:])
+
     # --- stop ----------------------------------------------------------------------------
 
     def close(self) -> None:

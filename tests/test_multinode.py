@@ -183,13 +183,18 @@ def test_many_machines_survive_kills_and_restarts_of_every_part(cluster):
 
     # Every completed generation's images are in the bucket.
     images = cluster.query(
-        "SELECT i.file, i.thumbnail FROM generator_outputimage i JOIN generator_generation g "
-        "ON g.id = i.generation_id WHERE g.status = 'completed'"
+        "SELECT i.file, i.thumbnail, g.public_id FROM generator_outputimage i "
+        "JOIN generator_generation g ON g.id = i.generation_id WHERE g.status = 'completed'"
     )
     completed = [g for g, s in gens.items() if s == "completed"]
     assert len(images) == len(completed), (len(images), len(completed))
     keys = set(cluster.s3.keys())
-    assert all(f in keys and t in keys for f, t in images), [i for i in images if i[0] not in keys]
+    missing = [
+        (g, f if f not in keys else "", t if t not in keys else "", [k for k in keys if g in k])
+        for f, t, g in images
+        if f not in keys or t not in keys
+    ]  # (generation, missing file, missing thumbnail, what the bucket holds for it)
+    assert not missing, (missing, cluster.grep_logs([m[0] for m in missing]))
 
     # Requests fail only during a fault (none in steady state, none for the worker kill), and
     # at the web kill only those in flight on the killed node.
