@@ -6,14 +6,17 @@ exception's class only, and answers 503 when any one is down.
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import requires_csrf_token
 from kombu import Connection
 
 
@@ -62,3 +65,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if ready else "down", "checks": results}, status=200 if ready else 503
     )
+
+
+UNAVAILABLE = (
+    "<!doctype html><title>Easel is briefly unavailable</title><h1>Easel is briefly "
+    "unavailable (503)</h1><p>It cannot reach its database just now. Try again in a moment.</p>"
+)
+
+
+@requires_csrf_token
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a request that failed because the database is unreachable (a restart, a
+    fail-over) is a 503 with Retry-After — the outage, not a bug — as haproxy answers while
+    /readyz is red; anything else is Django's own 500. Plain HTML: the error page must not
+    need the database (no session, no user, no context processors)."""
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return HttpResponse(UNAVAILABLE, status=503, headers={"Retry-After": "5"})
+    return defaults.server_error(request)

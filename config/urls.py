@@ -51,5 +51,7 @@ urlpatterns = [
     path("", include("generator.urls")),
 ]
 
+handler500 = health.server_error  # a database outage is a 503, not a 500 (issue 16)
+
 if settings.EASEL_BENCH_VIEWS:  # baselines for `make bench` only (off by default)
     urlpatterns.insert(0, path("bench/", include("config.bench_urls")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
@@ -80,6 +81,10 @@ def _write_files(gen: Generation, checked: list[CheckedImage], skip=()) -> list[
     """Save each image and its thumbnail to storage; the rows are returned unsaved. If a
     write fails, the files already written are removed and the error is raised."""
     rows: list[OutputImage] = []
+    # Names of this attempt's own: two attempts on one generation (a recheck racing the
+    # original after an outage) once both wrote 0_thumb.webp (storage's exists-then-write naming
+    # is not atomic), and the loser's clean-up deleted the winner's thumbnail (test_multinode).
+    attempt = secrets.token_hex(4)
     with _removed_on_error(gen, rows):
         for index, image in enumerate(checked):
             if index in skip:
@@ -97,8 +102,10 @@ def _write_files(gen: Generation, checked: list[CheckedImage], skip=()) -> list[
                 provider_url=image.provider_url,
             )
             rows.append(row)
-            row.file.save(f"{index}.{ext}", ContentFile(image.data), save=False)
-            row.thumbnail.save(f"{index}_thumb.webp", ContentFile(image.thumbnail), save=False)
+            row.file.save(f"{index}_{attempt}.{ext}", ContentFile(image.data), save=False)
+            row.thumbnail.save(
+                f"{index}_{attempt}_thumb.webp", ContentFile(image.thumbnail), save=False
+            )
     return rows
 
 
