@@ -50,13 +50,21 @@ def _default(key, default=None, version=None):
     return default
 
 
+def _added(key, *args, **kwargs) -> bool:
+    """add() while Redis is down: refused (False), so work that add() guards — a queued check,
+    a refresh — is not multiplied; except allauth's rate-limit lock (`allauth:rl:…:lock`),
+    which is granted: refusing it answers every sign-in with a 429 for the whole outage
+    (seen in tests/test_multinode.py). The limit itself then counts nothing: fail open."""
+    return str(key).startswith("allauth:rl:") and str(key).endswith(":lock")
+
+
 class ResilientRedisCache(RedisCache):
     get = _degrade(_default)(RedisCache.get)
     get_many = _degrade({})(RedisCache.get_many)
     has_key = _degrade(False)(RedisCache.has_key)
     set = _degrade(None)(RedisCache.set)
     set_many = _degrade([])(RedisCache.set_many)
-    add = _degrade(False)(RedisCache.add)
+    add = _degrade(_added)(RedisCache.add)
     touch = _degrade(False)(RedisCache.touch)
     delete = _degrade(False)(RedisCache.delete)
     delete_many = _degrade(None)(RedisCache.delete_many)

@@ -1,7 +1,11 @@
 """/healthz (the process answers) and /readyz (each dependency reachable), for load balancers.
 
 Neither needs a login nor shows a secret: /readyz names each dependency with "ok" or the
-exception's class only, and answers 503 when any one is down.
+exception's class only, and answers 503 when any one is down — or, with `?need=database`
+(a comma list), only when one of those is: a load balancer's check. A node without its broker
+or cache still serves pages (a submission waits for the reaper to send it, the cache degrades
+to none), so the proxy should not take every node out for that (docs/DEPLOY.md); a node
+without its database cannot serve anything.
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    need = [n for n in request.GET.get("need", "").split(",") if n] or list(CHECKS)
+    unknown = sorted(set(need) - set(CHECKS))
+    if unknown:
+        return JsonResponse(
+            {"error": f"need names one of {', '.join(CHECKS)}; unknown: {', '.join(unknown)}"},
+            status=400,
+        )
     results = {}
     for name, check in CHECKS.items():
         try:
@@ -61,10 +72,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
             results[name] = "ok"
         except Exception as exc:  # any failure means "not ready"; only its class is shown
             results[name] = f"down ({type(exc).__name__})"
-    ready = all(v == "ok" for v in results.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "down", "checks": results}, status=200 if ready else 503
-    )
+    ready = all(results[n] == "ok" for n in need)
+    every = all(v == "ok" for v in results.values())
+    status = "ok" if every else ("degraded" if ready else "down")
+    return JsonResponse({"status": status, "checks": results}, status=200 if ready else 503)
 
 
 UNAVAILABLE = (

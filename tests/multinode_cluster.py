@@ -201,7 +201,7 @@ frontend web
     default_backend nodes
 backend nodes
     balance roundrobin
-    option httpchk GET /readyz
+    option httpchk GET /readyz?need=database
     http-check send hdr Host 127.0.0.1
     http-response set-header X-Node %s
     server a 127.0.0.1:{a} check inter 500ms fall 2 rise 2
