@@ -256,9 +256,9 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh browser page; `page.csp_errors` collects Content-Security-Policy refusals."""
+def new_page(browser):
+    """A page in a browser context of its own (no cookies shared with another page);
+    `page.csp_errors` collects Content-Security-Policy refusals."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = context.new_page()
     pg.set_default_timeout(20_000)
@@ -268,8 +268,15 @@ def page(browser):
         "console.error('Content Security Policy violation: ' + e.violatedDirective));"
     )
     pg.on("console", lambda m: "Content Security Policy" in m.text and pg.csp_errors.append(m.text))
+    return pg
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser page (new_page); its context is closed after the test."""
+    pg = new_page(browser)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def shot(page, name: str) -> None:

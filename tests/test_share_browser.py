@@ -10,7 +10,7 @@ from allauth.account.models import EmailAddress
 
 from generator.models import Generation, ShareLink
 from generator.tasks import run_generation
-from tests.conftest import shot
+from tests.conftest import new_page, shot
 from tests.test_studio_browser import axe_check
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -32,20 +32,6 @@ def made(painter, make_generation) -> Generation:
     gen.refresh_from_db()
     assert gen.status == Generation.Status.COMPLETED, gen.error
     return gen
-
-
-def visitor_page(browser):
-    """A page in a context of its own: no cookies of the owner's; collects CSP refusals."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(20_000)
-    pg.csp_errors = []
-    pg.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e => "
-        "console.error('Content Security Policy violation: ' + e.violatedDirective));"
-    )
-    pg.on("console", lambda m: "Content Security Policy" in m.text and pg.csp_errors.append(m.text))
-    return pg
 
 
 def test_a_shared_link_shows_the_image_to_a_visitor_and_404s_after_revoke(
@@ -75,7 +61,7 @@ def test_a_shared_link_shows_the_image_to_a_visitor_and_404s_after_revoke(
     axe_check(page, "detail with a share link")
     shot(page, "share-detail")
 
-    visitor = visitor_page(browser)
+    visitor = new_page(browser)  # no cookies of the owner's
     try:
         response = visitor.goto(copied)
         assert response.status == 200
