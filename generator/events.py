@@ -108,9 +108,9 @@ async def _stream(user_id: int, watched: dict[int, str]) -> AsyncIterator[str]:
             if not watched:
                 break
             now = time.monotonic()
-            pk = await inbox.next(min(end - now, KEEPALIVE_SECONDS, recheck - now))
-            if pk is not None:
-                due = {pk} & set(watched)
+            change = await inbox.next(min(end - now, KEEPALIVE_SECONDS, recheck - now))
+            if change is not None:
+                due = {change.pk} & set(watched)
                 continue
             yield ": keep-alive\n\n"
             due = set()

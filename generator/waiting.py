@@ -57,9 +57,14 @@ async def settled(pk: int, timeout: float | None = None) -> str:
     deadline = _deadline(timeout)
     # Subscribed before the first look: a change between the two is a message, not lost.
     async with notify.listen([notify.gen_channel(pk)]) as inbox:
+        status = await sync_to_async(_status)(pk)
         while True:
-            status = await sync_to_async(_status)(pk)
             left = deadline - time.monotonic()
             if _final(status) or left <= 0:
                 return status
-            await inbox.next(min(left, inbox.recheck))
+            change = await inbox.next(min(left, inbox.recheck))
+            # The message names the status its change committed: no need to read it back.
+            if change is not None and change.status:
+                status = change.status
+            else:
+                status = await sync_to_async(_status)(pk)

@@ -163,7 +163,7 @@ class Generation(models.Model):
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
-            notify.changed(self.pk, self.user_id)  # its waiters look again (generator/waiting.py)
+            notify.changed(self.pk, self.user_id, self.status)  # its waiters (generator/waiting.py)
         return bool(updated)
 
     def _transition(self, from_statuses, **changes) -> bool:
@@ -193,7 +193,7 @@ class Generation(models.Model):
         )
         if gen is not None:
             counters.bump_user(gen.user_id)
-            notify.changed(gen.pk, gen.user_id)
+            notify.changed(gen.pk, gen.user_id, gen.status)
             instruments.generation_claimed(gen)
         return gen
 
