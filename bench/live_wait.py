@@ -119,36 +119,35 @@ def waits(args, media: Path) -> tuple[bool, str]:
 
 
 async def burst(base: str, key: str, slug: str, n: int):
-    import httpx
+    """All `n` requests at once, and /healthz every 0.5 s meanwhile; the client is
+    bench/lean_http.py (httpx's own CPU took a fifth of this machine, see there)."""
+    from bench.lean_http import request
 
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-
-        async def one(i: int):
-            started = time.monotonic()
-            r = await client.post(
-                "/api/images/generations",
-                headers={"Authorization": f"Bearer {key}", "X-Model": slug, "X-User": f"u{i}"},
-                json={"prompt": f"bench {i}", "size": "256x256"},
-            )
-            status = r.json().get("status") if r.status_code == 200 else r.text[:120]
-            return r.status_code, status, time.monotonic() - started
-
-        async def probe(stop: asyncio.Event, out: list[float]):
-            await asyncio.sleep(2)  # while every request is waiting for its job
-            while not stop.is_set():
-                started = time.monotonic()
-                await client.get("/healthz")
-                out.append(time.monotonic() - started)
-                await asyncio.sleep(0.5)
-
-        stop, health = asyncio.Event(), []
-        prober = asyncio.create_task(probe(stop, health))
+    async def one(i: int):
         started = time.monotonic()
-        answers = await asyncio.gather(*(one(i) for i in range(n)))
-        wall = time.monotonic() - started
-        stop.set()
-        await prober
+        r = await request(
+            base, "POST", "/api/images/generations",
+            headers={"Authorization": f"Bearer {key}", "X-Model": slug, "X-User": f"u{i}"},
+            json={"prompt": f"bench {i}", "size": "256x256"},
+        )  # fmt: skip
+        status = r.json().get("status") if r.status == 200 else r.text[:120]
+        return r.status, status, time.monotonic() - started
+
+    async def probe(stop: asyncio.Event, out: list[float]):
+        await asyncio.sleep(2)  # while every request is waiting for its job
+        while not stop.is_set():
+            started = time.monotonic()
+            await request(base, "GET", "/healthz")
+            out.append(time.monotonic() - started)
+            await asyncio.sleep(0.5)
+
+    stop, health = asyncio.Event(), []
+    prober = asyncio.create_task(probe(stop, health))
+    started = time.monotonic()
+    answers = await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.monotonic() - started
+    stop.set()
+    await prober
     return answers, wall, health or [0.0]
 
 
