@@ -19,13 +19,12 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from generator import notify
+from generator import notify, waiting
 from generator.cards import FIELDS as CARD_FIELDS
 from generator.cards import card_version, render_card
 from generator.models import Generation
@@ -49,7 +48,7 @@ async def cards(request: HttpRequest) -> HttpResponse:
     if not user.is_authenticated:
         return HttpResponse("Sign in first.", status=403, content_type="text/plain")
     ids = [i for i in request.GET.get("ids", "").split(",") if PUBLIC_ID.fullmatch(i)]
-    watched = await sync_to_async(_watched)(user.pk, ids[:MAX_IDS])
+    watched = await waiting.database(_watched, user.pk, ids[:MAX_IDS])
     response = StreamingHttpResponse(
         _stream(user.pk, watched), content_type="text/event-stream; charset=utf-8"
     )
@@ -94,7 +93,7 @@ async def _stream(user_id: int, watched: dict[int, str]) -> AsyncIterator[str]:
         recheck = time.monotonic() + inbox.recheck
         while watched and time.monotonic() < end:
             for pk in sorted(due):
-                card = await sync_to_async(_card)(user_id, pk, sent.get(pk, ""))
+                card = await waiting.database(_card, user_id, pk, sent.get(pk, ""))
                 public_id = watched[pk]
                 if card is None:
                     del watched[pk]

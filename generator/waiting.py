@@ -38,6 +38,21 @@ def released(read):
     return wrapper
 
 
+async def database(work, *args):
+    """`work(*args)`, the database part of an async view, from the event loop.
+
+    With a pool (DATABASE_POOL_SIZE: the ASGI server, config/asgi.py) it runs on the event
+    loop's few shared threads and gives its connection back after, instead of in a thread of
+    the request's own: 200 waiting requests were some 200 threads handing the GIL round, and
+    that contention cost about 3 s of the 200-wait burst (bench/live_wait.py: 18.0 s -> 15.2 s,
+    2026-12-03). Without a pool (a WSGI server, the in-process tests) each thread keeps its
+    own connection, so the work runs in the request's thread, as Django does.
+    """
+    if settings.DATABASE_POOL_SIZE:
+        return await sync_to_async(released(work), thread_sensitive=False)(*args)
+    return await sync_to_async(work)(*args)
+
+
 @released
 def _status(pk: int) -> str:
     return Generation.objects.values_list("status", flat=True).get(pk=pk)
@@ -57,7 +72,7 @@ async def settled(pk: int, timeout: float | None = None) -> str:
     deadline = _deadline(timeout)
     # Subscribed before the first look: a change between the two is a message, not lost.
     async with notify.listen([notify.gen_channel(pk)]) as inbox:
-        status = await sync_to_async(_status)(pk)
+        status = await database(_status, pk)
         while True:
             left = deadline - time.monotonic()
             if _final(status) or left <= 0:
@@ -67,4 +82,4 @@ async def settled(pk: int, timeout: float | None = None) -> str:
             if change is not None and change.status:
                 status = change.status
             else:
-                status = await sync_to_async(_status)(pk)
+                status = await database(_status, pk)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-from asgiref.sync import sync_to_async
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
@@ -79,14 +78,14 @@ async def generations(request: HttpRequest):
     """Async, so that an `X-Async: false` request waits (generator/waiting.py) without holding
     a thread under the ASGI server; the database work runs in Django's sync thread."""
     if request.method == "GET":
-        return await sync_to_async(_list)(request)
-    created = await sync_to_async(_create)(request)
+        return await waiting.database(_list, request)
+    created = await waiting.database(_create, request)
     if isinstance(created, HttpResponse):
         return created
     pk, wait = created
     if wait:
         await waiting.settled(pk)
-    return await sync_to_async(_created)(request, pk, wait)
+    return await waiting.database(_created, request, pk, wait)
 
 
 def _create(request: HttpRequest) -> HttpResponse | tuple[int, bool]:

@@ -7,7 +7,6 @@ import base64
 import json
 import time
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -70,7 +69,7 @@ def models(request: HttpRequest):
 @require_POST
 async def generations(request: HttpRequest):
     """`POST /v1/images/generations` (`client.images.generate`), JSON."""
-    return await _answer(request, await sync_to_async(_start_generation)(request))
+    return await _answer(request, await waiting.database(_start_generation, request))
 
 
 @openai_errors
@@ -78,7 +77,7 @@ async def generations(request: HttpRequest):
 async def edits(request: HttpRequest):
     """`POST /v1/images/edits` (`client.images.edit`), multipart: the photo in `image` (or the
     first `image[]`), for models that take an input photo; the rest as for generations."""
-    return await _answer(request, await sync_to_async(_start_edit)(request))
+    return await _answer(request, await waiting.database(_start_edit, request))
 
 
 async def _answer(request: HttpRequest, started: HttpResponse | tuple[int, str]) -> HttpResponse:
@@ -88,7 +87,7 @@ async def _answer(request: HttpRequest, started: HttpResponse | tuple[int, str])
         return started
     pk, fmt = started
     await waiting.settled(pk)
-    return await sync_to_async(_result)(request, pk, fmt)
+    return await waiting.database(_result, request, pk, fmt)
 
 
 def _start_generation(request: HttpRequest):
