@@ -5,18 +5,34 @@ process, as uvicorn calls it (an ASGI scope, receive and send)."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 
 from accounts.models import ApiKey
-from config.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _call(path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+@pytest.fixture(scope="module")
+def application():
+    """config.asgi, imported here: it sets defaults for the uvicorn process in os.environ
+    (DATABASE_POOL_SIZE), which every server a later test starts would otherwise inherit."""
+    saved = dict(os.environ)
+    try:
+        from config.asgi import application
+
+        yield application
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+async def _call(
+    application, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
@@ -36,11 +52,15 @@ async def _call(path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
 
 
-def call(path: str, **headers: str):
-    return async_to_sync(_call)(path, headers)
+@pytest.fixture
+def call(application):
+    def call(path: str, **headers: str):
+        return async_to_sync(_call)(application, path, headers)
+
+    return call
 
 
-def test_a_keyed_request_skips_the_pages_middleware_but_keeps_the_security_headers(owner):
+def test_a_keyed_request_skips_the_pages_middleware_but_keeps_the_security_headers(call, owner):
     token = ApiKey.issue(owner, "asgi")[1]
     status, headers, body = call("/v1/models", Authorization=f"Bearer {token}")
     assert status == 200, body[:300]
@@ -52,13 +72,13 @@ def test_a_keyed_request_skips_the_pages_middleware_but_keeps_the_security_heade
     assert "set-cookie" not in headers
 
 
-def test_a_bad_key_is_still_the_apis_own_401(owner):
+def test_a_bad_key_is_still_the_apis_own_401(call, owner):
     status, _, body = call("/api/images/generations", Authorization="Bearer nope")
     assert status == 401
     assert "error" in json.loads(body)
 
 
-def test_other_paths_keep_the_whole_stack():
+def test_other_paths_keep_the_whole_stack(call):
     status, headers, _ = call("/api/docs/")
     assert status == 200
     assert headers["x-frame-options"] == "DENY"
