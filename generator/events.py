@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator
 
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -44,7 +45,9 @@ def available() -> bool:
 async def cards(request: HttpRequest) -> HttpResponse:
     if not available() or not isinstance(request, ASGIRequest):
         raise Http404("Live updates are not served here; the page polls.")
-    user = await request.auser()
+    # Read in a released call: the stream lasts up to STREAM_SECONDS, and the request's own
+    # thread would hold the connection of this sign-in lookup (a pool's place) all along.
+    user = await waiting.database(_signed_in, request)
     if not user.is_authenticated:
         return HttpResponse("Sign in first.", status=403, content_type="text/plain")
     ids = [i for i in request.GET.get("ids", "").split(",") if PUBLIC_ID.fullmatch(i)]
@@ -55,6 +58,11 @@ async def cards(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
     return response
+
+
+@released
+def _signed_in(request: HttpRequest):
+    return get_user(request)  # what request.auser() reads: the session, then the user
 
 
 @released

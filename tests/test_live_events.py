@@ -9,6 +9,7 @@ fallback look at the row (EASEL_LIVE_RECHECK_SECONDS) is set far beyond the test
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import threading
 import time
@@ -207,3 +208,36 @@ def test_every_middleware_is_async_capable(settings):
     names = [*settings.MIDDLEWARE, "config.metrics.MetricsMiddleware"]
     sync_only = [n for n in names if not getattr(import_string(n), "async_capable", False)]
     assert sync_only == []
+
+
+def test_open_card_streams_hold_no_database_connection(tmp_path, settings, owner, make_generation):
+    """A stream lasts up to 55 s; the sign-in lookup at its start must give its connection back
+    to the pool. With a pool of 2 and 3 streams open, a keyed request still gets a connection
+    (else it would wait out the pool's 30-s timeout)."""
+    require(uses_postgres(), "needs DATABASE_URL on PostgreSQL")
+    needs_redis()
+    gens = [make_generation(owner, status=Generation.Status.RUNNING) for _ in range(3)]
+    django = DjangoClient()
+    django.force_login(owner)
+    cookies = {"sessionid": django.cookies["sessionid"].value}
+    key = ApiKey.issue(owner, "pool")[1]
+    env = {
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "EASEL_LIVE_UPDATES": "sse",
+        "EASEL_LIVE_RECHECK_SECONDS": "600",
+        "DATABASE_POOL_SIZE": "2",
+    }
+    with uvicorn(tmp_path, free_port(), **env) as (base, _):
+        with contextlib.ExitStack() as streams:
+            for gen in gens:
+                client = streams.enter_context(httpx.Client(base_url=base, cookies=cookies))
+                stream = streams.enter_context(
+                    client.stream("GET", f"/events/cards?ids={gen.public_id}", timeout=20)
+                )
+                lines = stream.iter_lines()
+                assert next(line for line in lines if line.startswith("event:")) == "event: card"
+            # Every stream is open, past its sign-in and first look, and waiting.
+            answer = httpx.get(
+                f"{base}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=15
+            )
+            assert answer.status_code == 200, answer.text
