@@ -216,3 +216,26 @@ def test_x_priority_is_capped_by_the_users_tier(
     response = generate(client, token, django_capture_on_commit_callbacks, **headers)
     assert response.status_code in (200, 202), response.content
     assert Generation.objects.get().priority == expected
+
+
+def test_an_unknown_or_disabled_model_is_a_404_and_a_missing_one_a_400(
+    client, personal, local_model, django_capture_on_commit_callbacks
+):
+    unknown = generate(client, personal, django_capture_on_commit_callbacks, X_MODEL="no-such")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "Unknown model 'no-such'."
+    local_model.enabled = False
+    local_model.save()
+    disabled = generate(client, personal, django_capture_on_commit_callbacks)
+    assert disabled.status_code == 404
+    missing = generate(client, personal, django_capture_on_commit_callbacks, X_MODEL="")
+    assert missing.status_code == 400 and "X-Model" in missing.json()["error"]
+    # The OpenAI dialect answers in its own envelope.
+    for model, status in (("no-such", 404), ("", 400)):
+        answer = client.post(
+            "/v1/images/generations", {"model": model, "prompt": "a fox"},
+            content_type="application/json", **auth(personal),
+        )  # fmt: skip
+        assert answer.status_code == status
+        assert answer.json()["error"]["code"] == "model_not_found"
+        assert answer.json()["error"]["param"] == "model"
+    assert not Generation.objects.exists()

@@ -101,9 +101,10 @@ def _create(request: HttpRequest) -> HttpResponse | tuple[int, bool]:
     key = request.headers.get("Idempotency-Key", "")
     if key and not IDEMPOTENCY.fullmatch(key):
         raise ApiError(400, "Idempotency-Key must be 8 to 64 letters, digits, - or _.")
-    model = _model(slug)
+    if not slug:
+        raise ApiError(400, "X-Model is required.")
     data = {
-        "model": model.slug,
+        "model": slug,
         "prompt": body.get("prompt", ""),
         "negative_prompt": body.get("negative_prompt", ""),
         "size": body.get("size", ""),
@@ -114,8 +115,10 @@ def _create(request: HttpRequest) -> HttpResponse | tuple[int, bool]:
     }
     data.update({k: v for k, v in body.items() if str(k).startswith("tpl_")})
     data = {k: ("" if v is None else str(v)) for k, v in data.items()}
-    form = GenerationForm(data)  # the web form's own rules, one path
+    form = GenerationForm(data)  # the web form's own rules, one path (and its models query)
     if not form.is_valid():
+        if "model" in form.errors:
+            raise ApiError(404, f"Unknown model {slug!r}.")
         errors = {f: [str(e) for e in errs] for f, errs in form.errors.items()}
         first = next(iter(errors.values()))[0]
         return JsonResponse({"error": first, "errors": errors}, status=400)

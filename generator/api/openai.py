@@ -116,13 +116,8 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
     if fmt not in ("url", "b64_json"):
         return _error(400, "response_format must be url or b64_json.", param="response_format")
     slug = str(body.get("model") or "")
-    if not AIModel.objects.enabled().filter(slug=slug).exists():
-        return _error(
-            404 if slug else 400,
-            f"The model {slug!r} does not exist.",
-            param="model",
-            code="model_not_found",
-        )
+    if not slug:
+        return _error(400, "The model '' does not exist.", param="model", code="model_not_found")
     data = {
         "model": slug,
         "prompt": body.get("prompt", ""),
@@ -134,6 +129,10 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
     }
     form = GenerationForm({k: "" if v is None else str(v) for k, v in data.items()}, files)
     if not form.is_valid():
+        if "model" in form.errors:  # the form's one models query says it: no query of our own
+            return _error(
+                404, f"The model {slug!r} does not exist.", param="model", code="model_not_found"
+            )
         field, errs = next(iter(form.errors.items()))
         param = {"num_images": "n", "idempotency_key": None, "input_image": "image"}.get(
             field, field
