@@ -14,7 +14,6 @@ from celery.signals import (
     celeryd_init,
     task_postrun,
     task_prerun,
-    worker_process_init,
 )
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -79,20 +78,6 @@ def _bind_log_context(task=None, **kwargs) -> None:
     which the sender put in the message headers (generator.tasks._route)."""
     request = getattr(task, "request", None)
     logs.bind(getattr(request, "easel_generation", None), getattr(request, "easel_provider", None))
-
-
-@worker_process_init.connect(dispatch_uid="easel_warm_up")
-def _warm_up(**kwargs) -> None:
-    """Each pool process loads the built-in providers and Pillow's image plugins now, not in
-    its first tasks: in a burst of 200 (bench/live_wait.py) py-spy found 0.5 s of the workers'
-    CPU importing them, Pillow's full plugin scan first of all (its first save of a WebP)."""
-    from PIL import Image
-
-    from generator.providers import BUILTIN, get_provider_class
-
-    Image.init()
-    for name in BUILTIN:
-        get_provider_class(name)
 
 
 @task_postrun.connect(dispatch_uid="easel_close_old_connections")

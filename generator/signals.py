@@ -1,4 +1,5 @@
-"""Every model-signal receiver of the project, connected once in GeneratorConfig.ready.
+"""Every model-signal receiver of the project (and the Celery pool processes' warm-up), connected
+once in GeneratorConfig.ready.
 
 Together with Generation's transition methods (models.py), this module is the only place a
 cache counter is bumped (the one rule in generator/counters.py): a write through the model's
@@ -8,12 +9,15 @@ form or bulk delete, a cascade from a deleted user.
 
 from __future__ import annotations
 
+from celery.signals import worker_process_init
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from PIL import Image
 
 from generator import counters, storage
 from generator.models import AIModel, Generation, OutputImage, ShareLink
+from generator.providers import BUILTIN, get_provider_class
 
 
 @receiver(post_save, sender=Generation, dispatch_uid="userchanges_save")
@@ -72,3 +76,13 @@ def _delete_input_photo(sender, instance: Generation, **kwargs) -> None:
             storage.delete_files([name])
 
     transaction.on_commit(remove)
+
+
+@worker_process_init.connect(dispatch_uid="easel_warm_up")
+def _warm_up(**kwargs) -> None:
+    """Each Celery pool process loads the built-in providers and Pillow's image plugins now,
+    not in its first tasks: in a burst of 200 (bench/live_wait.py) py-spy found 0.5 s of the
+    workers' CPU importing them, Pillow's full plugin scan first of all (its first WebP save)."""
+    Image.init()
+    for name in BUILTIN:
+        get_provider_class(name)
