@@ -1,8 +1,9 @@
 """The ASGI application, served by uvicorn for the paths that wait (README "Serving": the sync
 API requests and the live cards' events). Pages are served by gunicorn (config.wsgi).
 
-Django runs each request's database work in a thread of its own under ASGI; a pool per process
-(DATABASE_POOL_SIZE, config/settings.py) bounds the connections however many requests wait.
+A pool per process (DATABASE_POOL_SIZE, config/settings.py; 20 here unless told otherwise)
+bounds the connections however many requests wait, and with it the async views' database work
+runs on the event loop's few shared threads (generator/waiting.database).
 
 Requests with an API key (the Meteron- and OpenAI-compatible endpoints, KEYED_PATHS) go to a
 handler of their own with only the middleware such a request needs (KEYED_MIDDLEWARE: HTTPS

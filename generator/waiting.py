@@ -5,9 +5,11 @@ until a generation is final, and the browser's live cards (generator/events.py) 
 notifications (generator/notify.py): a Redis message when the row changes, a look at the row
 every EASEL_LIVE_RECHECK_SECONDS anyway, and plain polling without Redis.
 
-It is async: under the ASGI server (uvicorn, README "Serving") a waiting request holds one
-Redis connection and no thread or worker process. Under a WSGI server (`make run`'s runserver,
-the tests' live server) Django runs the same view in the request's thread, which it holds.
+It is async: under the ASGI server (uvicorn, README "Serving") a waiting request holds no
+thread, worker process or connection of its own (the process's readers share one Redis
+subscription, generator/notify.py; `database` lends its reads a shared thread). Under a WSGI
+server (`make run`'s runserver, the tests' live server) Django runs the same view in the
+request's thread, which it holds.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def _model(slug: str) -> AIModel:
 @require_http_methods(["GET", "POST"])
 async def generations(request: HttpRequest):
     """Async, so that an `X-Async: false` request waits (generator/waiting.py) without holding
-    a thread under the ASGI server; the database work runs in Django's sync thread."""
+    a thread under the ASGI server; the database work runs through waiting.database."""
     if request.method == "GET":
         return await waiting.database(_list, request)
     created = await waiting.database(_create, request)

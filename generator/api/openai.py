@@ -117,7 +117,7 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
         return _error(400, "response_format must be url or b64_json.", param="response_format")
     slug = str(body.get("model") or "")
     if not slug:
-        return _error(400, "The model '' does not exist.", param="model", code="model_not_found")
+        return _no_model(slug)
     data = {
         "model": slug,
         "prompt": body.get("prompt", ""),
@@ -130,9 +130,7 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
     form = GenerationForm({k: "" if v is None else str(v) for k, v in data.items()}, files)
     if not form.is_valid():
         if "model" in form.errors:  # the form's one models query says it: no query of our own
-            return _error(
-                404, f"The model {slug!r} does not exist.", param="model", code="model_not_found"
-            )
+            return _no_model(slug)
         field, errs = next(iter(form.errors.items()))
         param = {"num_images": "n", "idempotency_key": None, "input_image": "image"}.get(
             field, field
@@ -145,6 +143,16 @@ def _create(request: HttpRequest, who, body: dict, files: dict | None):
         headers = {"Retry-After": str(retry)} if exc.status == 429 else {}
         return _error(exc.status, exc.message, code=exc.code, headers=headers)
     return gen.pk, fmt
+
+
+def _no_model(slug: str) -> JsonResponse:
+    """No model asked for (400), or none enabled by that name (404)."""
+    return _error(
+        404 if slug else 400,
+        f"The model {slug!r} does not exist.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 def _result(request: HttpRequest, pk: int, fmt: str) -> JsonResponse:
