@@ -100,7 +100,10 @@ def make_thumbnail(data: bytes, size: int | None = None) -> bytes:
         if img.mode not in ("RGB", "RGBA"):
             img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
         out = io.BytesIO()
-        img.save(out, format="WEBP", quality=80, method=4)
+        # method 2 instead of libwebp's default 4: the encode is a third of the cost (256 px:
+        # 4.4 -> 2.1 ms; a 1024-px output: 23.6 -> 16.9 ms with the resize) for thumbnails ~7 %
+        # bigger at the same quality (Pillow 11, this machine, 2026-12-03).
+        img.save(out, format="WEBP", quality=80, method=2)
         return out.getvalue()
 
 
