@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.async_jobs import machine, pct, setup_django  # noqa: E402
+from bench.procs import cpu_by_group, machine_cpu  # noqa: E402
 from bench.results import append_row  # noqa: E402
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/easel_bench_live"
@@ -77,7 +78,8 @@ def waits(args, media: Path) -> tuple[bool, str]:
     worker.purge()
     worker.start()
     try:
-        with uvicorn(media, free_port(), workers=2, **env) as (base, _):
+        port = free_port()
+        with uvicorn(media, port, workers=2, **env) as (base, _):
             warm = httpx.post(
                 f"{base}/api/images/generations",
                 headers={"Authorization": f"Bearer {key}", "X-Model": model.slug, "X-User": "w"},
@@ -86,7 +88,10 @@ def waits(args, media: Path) -> tuple[bool, str]:
             )
             if warm.status_code != 200:
                 return False, f"warm-up failed: {warm.status_code} {warm.text[:300]}"
+            group = grouper(worker.proc.pid, port)
+            cpu_before, machine_before = cpu_by_group(group), machine_cpu()
             answers, wall, health = asyncio.run(burst(base, key, model.slug, args.requests))
+            cpu = spent(cpu_before, cpu_by_group(group), machine_before, machine_cpu())
     finally:
         worker.stop()
     started = Generation.objects.filter(user__service_owner=owner, submitted_at__isnull=False)
@@ -103,6 +108,8 @@ def waits(args, media: Path) -> tuple[bool, str]:
         f"p50={pct(times, 50):.2f} s max={times[-1]:.2f} s, generations sent={submits}, "
         f"/healthz during the wait p50={pct(health, 50) * 1000:.0f} ms max={max(health) * 1000:.0f} ms"
     )
+    where = where_it_went(owner, cpu, args.requests, wall)
+    line += f"\n  {where['line']}"
     if not args.no_record:
         append_row(
             "## Sync API waits hold no worker (bench/live_wait.py waits, issue #17)",
@@ -115,7 +122,85 @@ def waits(args, media: Path) -> tuple[bool, str]:
             f"**{wall:.2f} s** | {completed} | {pct(times, 50):.2f} / {times[-1]:.2f} s | "
             f"{pct(health, 50) * 1000:.0f} / {max(health) * 1000:.0f} ms | {machine()} |",
         )  # fmt: skip
+        append_row(
+            "## Where the burst's time goes (bench/live_wait.py waits, issue #17)",
+            "The same runs: CPU seconds each part used from the first request to the last\n"
+            "answer (from /proc), per generation, and the machine's busy and stolen share of\n"
+            "its cores meanwhile (/proc/stat); then when, from the first request, the rows were\n"
+            "created, sent to the provider and finished (PostgreSQL's timestamps, last one).\n"
+            "Every request waits its job's 10 s after the last of the generations before it was\n"
+            "sent: the answer comes at about (last sent) + 10 s + (last finished's lag).",
+            ["date (UTC)", "requests", "all answered", "uvicorn / celery / postgresql / redis / "
+             "client CPU s", "CPU per generation", "machine busy / stolen", "last created / "
+             "sent / finished"],
+            f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.requests} | {wall:.2f} s | "
+            f"{where['groups']} | {where['per_gen']:.1f} ms | {where['machine']} | "
+            f"{where['timeline']} |",
+        )  # fmt: skip
     return ok, line
+
+
+def grouper(worker_pgid: int, port: int):
+    """Names the processes of the run for bench.procs.cpu_by_group: the uvicorn group (its
+    supervisor and workers), the Celery group (main process and pool), PostgreSQL (every
+    backend: nothing else uses the cluster meanwhile), Redis and this client."""
+    marker = f"--port {port} "
+    server_pgid: list[int] = []
+
+    def group(pid: int, pgid: int, cmdline: str) -> str | None:
+        if "config.asgi:application" in cmdline and marker in cmdline:
+            server_pgid[:] = [pgid]
+        if pid == os.getpid():
+            return "client"
+        if pgid == worker_pgid:
+            return "celery"
+        if server_pgid and pgid == server_pgid[0] or "spawn_main" in cmdline:
+            return "uvicorn"
+        if cmdline.startswith("postgres"):
+            return "postgresql"
+        if "redis-server" in cmdline:
+            return "redis"
+        return None
+
+    return group
+
+
+def spent(before: dict, after: dict, machine_before: dict, machine_after: dict) -> dict:
+    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    used.update({f"machine_{k}": machine_after[k] - machine_before[k] for k in machine_after})
+    return used
+
+
+def where_it_went(owner, cpu: dict, requests: int, wall: float) -> dict:
+    """The CPU by part, per generation, the machine's share, and the rows' timeline."""
+    from django.db.models import Max, Min
+
+    from generator.models import Generation
+
+    names = ("uvicorn", "celery", "postgresql", "redis", "client")
+    total = sum(cpu.get(n, 0.0) for n in names)
+    cores = cpu["machine_busy"] + cpu["machine_idle"] + cpu["machine_steal"]
+    busy, steal = cpu["machine_busy"] / cores, cpu["machine_steal"] / cores
+    rows = Generation.objects.filter(user__service_owner=owner).exclude(prompt="warm-up")
+    t = rows.aggregate(
+        t0=Min("created_at"), c=Max("created_at"), s=Max("submitted_at"), f=Max("finished_at")
+    )
+    timeline = " / ".join(
+        f"{(t[k] - t['t0']).total_seconds():.2f}" if t[k] else "-" for k in ("c", "s", "f")
+    )
+    groups = " / ".join(f"{cpu.get(n, 0.0):.1f}" for n in names)
+    return {
+        "groups": groups,
+        "per_gen": total / requests * 1000,
+        "machine": f"{busy:.0%} / {steal:.0%}",
+        "timeline": f"{timeline} s",
+        "line": (
+            f"CPU s during the burst (uvicorn / celery / postgresql / redis / client): {groups} "
+            f"= {total:.1f} s, {total / requests * 1000:.1f} ms per generation; machine busy "
+            f"{busy:.0%}, stolen {steal:.0%} of {cores / wall:.1f} cores x {wall:.1f} s; last "
+            f"created / sent / finished at {timeline} s"
+        ),
+    }
 
 
 async def burst(base: str, key: str, slug: str, n: int):

@@ -1,5 +1,6 @@
 """Processes for bench/run.py: free loopback ports, starting commands in their own process
-group with a log, waiting for a server to answer, stopping a group, and its RSS."""
+group with a log, waiting for a server to answer, stopping a group, its RSS, and the CPU used
+by groups of processes and by the whole machine."""
 
 from __future__ import annotations
 
@@ -71,3 +72,37 @@ def tree_rss_mib(pid: int) -> float:
         except (OSError, ProcessLookupError):
             continue
     return total / 1024
+
+
+def cpu_by_group(group) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every live process, summed by
+    `group(pid, pgid, cmdline)` (a name, or None to leave the process out)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        name = group(int(entry.name), int(fields[2]), cmdline)
+        if name:
+            totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+def machine_cpu() -> dict[str, float]:
+    """The machine's CPU seconds so far from /proc/stat: busy (user, nice, system, irq,
+    softirq), idle (with iowait) and steal (taken by the hypervisor: a VM's cores are not
+    all its own)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as stat:
+        v = [int(x) for x in stat.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return {
+        "busy": (user + nice + system + irq + softirq) / tick,
+        "idle": (idle + iowait) / tick,
+        "steal": steal / tick,
+    }
