@@ -84,12 +84,23 @@ UNAVAILABLE = (
 )
 
 
+API_UNAVAILABLE = "Easel cannot reach its database just now. Try again in a moment."
+
+
 @requires_csrf_token
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a request that failed because the database is unreachable (a restart, a
     fail-over) is a 503 with Retry-After — the outage, not a bug — as haproxy answers while
-    /readyz is red; anything else is Django's own 500. Plain HTML: the error page must not
-    need the database (no session, no user, no context processors)."""
-    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        return HttpResponse(UNAVAILABLE, status=503, headers={"Retry-After": "5"})
-    return defaults.server_error(request)
+    /readyz is red; anything else is Django's own 500. Plain HTML for pages: the error page must
+    not need the database (no session, no user, no context processors); the APIs' JSON
+    envelopes for theirs, so an SDK reads the error (and retries a 503) as it would its own."""
+    if not isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return defaults.server_error(request)
+    headers = {"Retry-After": "5"}
+    if request.path.startswith("/v1/"):  # OpenAI's envelope, as generator/api/openai.py
+        error = {"message": API_UNAVAILABLE, "type": "server_error", "param": None}
+        body = {"error": {**error, "code": "database_unavailable"}}
+        return JsonResponse(body, status=503, headers=headers)
+    if request.path.startswith("/api/"):  # the Meteron dialect's, as generator/api/meteron.py
+        return JsonResponse({"error": API_UNAVAILABLE}, status=503, headers=headers)
+    return HttpResponse(UNAVAILABLE, status=503, headers=headers)

@@ -164,13 +164,13 @@ def uvicorn(tmp_path: Path, port: int, workers: int = 1, **extra: str) -> Iterat
 def _server(
     tmp_path: Path, name: str, command: list[str], port: int, extra: dict[str, str]
 ) -> Iterator[tuple[str, int]]:
-    env = dict(
-        os.environ,
-        EASEL_VAR_DIR=str(tmp_path / "var"),
-        EASEL_ENV_FILE="",
-        DATABASE_URL=test_database_url(),
-        **extra,
-    )
+    env = {
+        **os.environ,
+        "EASEL_VAR_DIR": str(tmp_path / "var"),
+        "EASEL_ENV_FILE": "",
+        "DATABASE_URL": test_database_url(),
+        **extra,  # may name another DATABASE_URL (an unreachable one, tests/test_health.py)
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp_path / f"{name}.log", "wb")
     proc = subprocess.Popen(
