@@ -169,7 +169,7 @@ def _server(
         "EASEL_VAR_DIR": str(tmp_path / "var"),
         "EASEL_ENV_FILE": "",
         "DATABASE_URL": test_database_url(),
-        **extra,  # may name another DATABASE_URL (an unreachable one, tests/test_health.py)
+        **extra,  # may name another DATABASE_URL (an unreachable one, tests/test_db_unavailable.py)
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp_path / f"{name}.log", "wb")
