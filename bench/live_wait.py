@@ -78,8 +78,7 @@ def waits(args, media: Path) -> tuple[bool, str]:
     worker.purge()
     worker.start()
     try:
-        port = free_port()
-        with uvicorn(media, port, workers=2, **env) as (base, _):
+        with uvicorn(media, free_port(), workers=2, **env) as (base, _):
             warm = httpx.post(
                 f"{base}/api/images/generations",
                 headers={"Authorization": f"Bearer {key}", "X-Model": model.slug, "X-User": "w"},
@@ -88,7 +87,7 @@ def waits(args, media: Path) -> tuple[bool, str]:
             )
             if warm.status_code != 200:
                 return False, f"warm-up failed: {warm.status_code} {warm.text[:300]}"
-            group = grouper(worker.proc.pid, port)
+            group = grouper(worker.proc.pid)
             cpu_before, machine_before = cpu_by_group(group), machine_cpu()
             answers, wall, health = asyncio.run(burst(base, key, model.slug, args.requests))
             cpu = spent(cpu_before, cpu_by_group(group), machine_before, machine_cpu())
@@ -140,21 +139,18 @@ def waits(args, media: Path) -> tuple[bool, str]:
     return ok, line
 
 
-def grouper(worker_pgid: int, port: int):
-    """Names the processes of the run for bench.procs.cpu_by_group: the uvicorn group (its
-    supervisor and workers), the Celery group (main process and pool), PostgreSQL (every
-    backend: nothing else uses the cluster meanwhile), Redis and this client."""
-    marker = f"--port {port} "
-    server_pgid: list[int] = []
+def grouper(worker_pgid: int):
+    """Names the processes of the run for bench.procs.cpu_by_group: uvicorn (its supervisor
+    and its spawned workers: the run starts no other), the Celery group (main process and
+    pool), PostgreSQL (every backend: nothing else uses the cluster meanwhile), Redis and this
+    client."""
 
     def group(pid: int, pgid: int, cmdline: str) -> str | None:
-        if "config.asgi:application" in cmdline and marker in cmdline:
-            server_pgid[:] = [pgid]
         if pid == os.getpid():
             return "client"
         if pgid == worker_pgid:
             return "celery"
-        if server_pgid and pgid == server_pgid[0] or "spawn_main" in cmdline:
+        if "config.asgi:application" in cmdline or "spawn_main" in cmdline:
             return "uvicorn"
         if cmdline.startswith("postgres"):
             return "postgresql"

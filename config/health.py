@@ -23,6 +23,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import requires_csrf_token
 from kombu import Connection
 
+from generator.api import meteron, openai
+from generator.api.auth import ApiError
+
 
 def _database() -> None:
     with connection.cursor() as cursor:
@@ -97,10 +100,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if not isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
         return defaults.server_error(request)
     headers = {"Retry-After": "5"}
-    if request.path.startswith("/v1/"):  # OpenAI's envelope, as generator/api/openai.py
-        error = {"message": API_UNAVAILABLE, "type": "server_error", "param": None}
-        body = {"error": {**error, "code": "database_unavailable"}}
-        return JsonResponse(body, status=503, headers=headers)
-    if request.path.startswith("/api/"):  # the Meteron dialect's, as generator/api/meteron.py
-        return JsonResponse({"error": API_UNAVAILABLE}, status=503, headers=headers)
+    for prefix, refusal in (("/v1/", openai.refusal), ("/api/", meteron.refusal)):
+        if request.path.startswith(prefix):  # the dialect's own error body
+            code = "database_unavailable"
+            return refusal(ApiError(503, API_UNAVAILABLE, code=code, headers=headers))
     return HttpResponse(UNAVAILABLE, status=503, headers=headers)

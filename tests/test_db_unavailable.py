@@ -64,10 +64,7 @@ def test_under_uvicorn_an_unreachable_database_is_a_prompt_503_in_each_dialects_
     request waits DATABASE_POOL_TIMEOUT (5 s) for a connection, then gets the outage's 503 with
     Retry-After in its API's own error shape; psycopg_pool's default kept each for 30 s (the
     client below gives up after 20). No test database is involved: nothing listens there."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]  # closed again before the server starts: nothing listens
-    nowhere = f"postgres://postgres@127.0.0.1:{dead}/easel"
+    nowhere = f"postgres://postgres@127.0.0.1:{free_port()}/easel"  # a closed port: nobody listens
     with uvicorn(tmp_path, free_port(), DATABASE_URL=nowhere) as (base, _):
         key = {"Authorization": "Bearer easel_" + "k" * 43}
         openai = httpx.post(
